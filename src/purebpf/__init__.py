@@ -1,0 +1,33 @@
+"""purebpf: eBPF from pure Python through the bpf() syscall, with first-class map-in-map.
+
+Start with :class:`MapSpec` and :meth:`Map.create`; see README.md and docs/.
+"""
+
+from . import features as features
+from ._map import Map as Map
+from ._map import MapInfo as MapInfo
+from ._map import MmapArray as MmapArray
+from ._mapofmaps import MapOfMaps as MapOfMaps
+from ._spec import MapSpec as MapSpec
+from .errors import BPFError as BPFError
+from .errors import BPFPermissionError as BPFPermissionError
+from .errors import ClosedError as ClosedError
+from .errors import IndexOutOfRangeError as IndexOutOfRangeError
+from .errors import InnerMapMismatchError as InnerMapMismatchError
+from .errors import InvalidArgumentError as InvalidArgumentError
+from .errors import KeyExistsError as KeyExistsError
+from .errors import KeyNotFoundError as KeyNotFoundError
+from .errors import MapFullError as MapFullError
+from .errors import NotSupportedError as NotSupportedError
+from .types import MapFlags as MapFlags
+from .types import MapType as MapType
+from .types import UpdateFlags as UpdateFlags
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BPFError", "BPFPermissionError", "ClosedError", "IndexOutOfRangeError",
+    "InnerMapMismatchError", "InvalidArgumentError", "KeyExistsError", "KeyNotFoundError",
+    "Map", "MapFlags", "MapInfo", "MapFullError", "MapOfMaps", "MapSpec", "MapType",
+    "MmapArray", "NotSupportedError", "UpdateFlags", "features",
+]

@@ -1,0 +1,740 @@
+"""Map: a live kernel map that owns one file descriptor, with a dict-like element API.
+
+Subclasses by behaviour: :class:`MapOfMaps` (ARRAY_OF_MAPS / HASH_OF_MAPS, in _mapofmaps.py)
+and :class:`MmapArray` (BPF_F_MMAPABLE arrays, read and written through an mmap).
+:meth:`Map.create` and the other constructors pick the class from the map's type.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import errno
+import os
+import threading
+import warnings
+import weakref
+from collections.abc import Iterable, Iterator
+from typing import Any, ClassVar
+
+from . import _sys
+from ._spec import MapSpec, Template
+from ._sys import ops
+from ._sys.syscall import ElemIO, close_fd, last_errno
+from .codec import Codec, PerCPUCodec, round8
+from .errors import (ENOTSUPP, BPFError, BPFPermissionError, ClosedError, IndexOutOfRangeError,
+                     InvalidArgumentError, KeyExistsError, KeyNotFoundError, MapFullError,
+                     NotSupportedError, error_for)
+from .types import MapFlags, MapType, UpdateFlags
+
+_MISSING: Any = object()
+_BATCH_CHUNK = 4096
+
+
+@dataclasses.dataclass(frozen=True)
+class MapInfo:
+    """What the kernel reports about a map (BPF_OBJ_GET_INFO_BY_FD)."""
+
+    id: int
+    type: MapType
+    name: str
+    key_size: int
+    value_size: int
+    max_entries: int
+    flags: MapFlags
+    map_extra: int = 0
+    btf_id: int = 0
+    btf_key_type_id: int = 0
+    btf_value_type_id: int = 0
+    ifindex: int = 0
+
+    def to_spec(self) -> MapSpec:
+        """A MapSpec that recreates a map like this one (without BTF or inner template)."""
+        return MapSpec(type=self.type, key_size=self.key_size, value_size=self.value_size,
+                       max_entries=self.max_entries, flags=self.flags, name=self.name,
+                       map_extra=self.map_extra)
+
+    @property
+    def template(self) -> Template:
+        """The fields compared when this map is inserted into an outer map."""
+        return Template(self.type, self.key_size, self.value_size,
+                        int(self.flags) & ~int(MapFlags.RDONLY | MapFlags.WRONLY),
+                        self.max_entries)
+
+
+def _info_of(fd: int) -> MapInfo:
+    i = ops.map_info(fd)
+    try:
+        mtype = MapType(i.type)
+    except ValueError:
+        mtype = i.type  # a type newer than this library: keep the number
+    return MapInfo(id=i.id, type=mtype, name=i.name.decode(errors="replace"),
+                   key_size=i.key_size, value_size=i.value_size, max_entries=i.max_entries,
+                   flags=MapFlags(i.map_flags), map_extra=i.map_extra, btf_id=i.btf_id,
+                   btf_key_type_id=i.btf_key_type_id, btf_value_type_id=i.btf_value_type_id,
+                   ifindex=i.ifindex)
+
+
+def _warn_unclosed(fd: int, desc: str) -> None:
+    close_fd(fd)
+    warnings.warn(f"unclosed {desc} (fd {fd}); close it or use 'with'", ResourceWarning,
+                  stacklevel=2)
+
+
+class Map:
+    """A live BPF map. Create with :meth:`create`, open with :meth:`from_id`,
+    :meth:`from_pin` or :meth:`from_fd`.
+
+    Elements behave like a dict: ``m[k]``, ``m[k] = v``, ``del m[k]``, ``k in m``,
+    ``m.get(k)``, ``keys()``, ``values()``, ``items()``, ``len(m)``. Closing is idempotent;
+    ``with`` closes; a map that is garbage-collected while open is closed with a
+    ``ResourceWarning``.
+    """
+
+    _by_type: ClassVar[dict[MapType, type[Map]]] = {}
+
+    def __init__(self, fd: int, spec: MapSpec, info: MapInfo, *, quiet: bool = False) -> None:
+        """Wrap ``fd`` (ownership passes to the Map). Use the classmethods instead."""
+        self._fd = fd
+        self.spec = spec
+        self._info = info
+        self._desc = _describe(info)
+        self._lock = threading.RLock()
+        self._pin_path: str | None = None
+        self._finalizer = (weakref.finalize(self, close_fd, fd) if quiet else
+                           weakref.finalize(self, _warn_unclosed, fd, self._desc))
+        self._setup()
+
+    def _setup(self) -> None:
+        """Bind element buffers and codecs (subclasses change what values are)."""
+        info, spec = self._info, self.spec
+        self._key = Codec(info.key_size, spec.key_type, what=f"key of {self._desc}")
+        value: Codec | PerCPUCodec = Codec(info.value_size, spec.value_type,
+                                           what=f"value of {self._desc}")
+        if isinstance(info.type, MapType) and info.type.is_percpu:
+            value = PerCPUCodec(value, ops.possible_cpus())
+        self._value = value
+        self._io = ElemIO(self._fd, info.key_size, value.size, gil=self._gil)
+        self._kbuf, self._vbuf = self._io.key, self._io.value
+        self._kpack = self._key.pack_into
+        self._vpack = value.pack_into
+        self._vunpack = value.unpack
+
+    _gil: ClassVar[bool] = True
+
+    # -- constructors -----------------------------------------------------------------------
+    @classmethod
+    def create(cls, spec: MapSpec, *, inner_map: Map | None = None) -> Map:
+        """Create a map from ``spec`` (BPF_MAP_CREATE).
+
+        For ARRAY_OF_MAPS / HASH_OF_MAPS the inner-map template comes from ``inner_map``
+        (a live map, left open) or else from ``spec.inner`` (a temporary map created and
+        closed again). Raises InvalidArgumentError / NotSupportedError before the syscall
+        for specs the kernel would refuse, BPFPermissionError without CAP_BPF.
+        """
+        from ._mapofmaps import create_outer
+
+        if spec.type.is_map_in_map:
+            return create_outer(spec, inner_map)
+        spec.check()
+        return cls._create_plain(spec)
+
+    @classmethod
+    def _create_plain(cls, spec: MapSpec, *, inner_map_fd: int = 0) -> Map:
+        btf_fd = key_id = value_id = 0
+        if spec.btf is not None and not spec.type.is_map_in_map:
+            btf_fd, key_id, value_id = spec.btf.fd, spec.btf_key_type_id, spec.btf_value_type_id
+        try:
+            fd = ops.map_create(int(spec.type), spec.key_size, spec.value_size, spec.max_entries,
+                                int(spec.flags), inner_map_fd=inner_map_fd,
+                                numa_node=spec.numa_node, name=spec.name, btf_fd=btf_fd,
+                                btf_key_type_id=key_id, btf_value_type_id=value_id,
+                                map_extra=spec.map_extra)
+        except BPFError as exc:
+            raise _create_error(spec, exc) from None
+        return cls._adopt(fd, spec)
+
+    @classmethod
+    def _adopt(cls, fd: int, spec: MapSpec | None = None, *, quiet: bool = False,
+               like: MapSpec | None = None) -> Map:
+        """Wrap an fd we own, picking the class for its type; closes fd on failure.
+
+        Without ``spec``, the spec comes from the kernel's info, taking key/value types from
+        ``like`` where its sizes agree.
+        """
+        try:
+            info = _info_of(fd)
+            if spec is None:
+                spec = info.to_spec()
+                if like is not None:
+                    if like.key_type is not None and like.key_size == info.key_size:
+                        spec.key_type = like.key_type
+                    if like.value_type is not None and like.value_size == info.value_size:
+                        spec.value_type = like.value_type
+            klass = cls._class_for(info)
+            return klass(fd, spec, info, quiet=quiet)
+        except BaseException:
+            close_fd(fd)
+            raise
+
+    @staticmethod
+    def _class_for(info: MapInfo) -> type[Map]:
+        if info.flags & MapFlags.MMAPABLE and info.type == MapType.ARRAY:
+            return MmapArray
+        return Map._by_type.get(info.type, Map)
+
+    @classmethod
+    def from_id(cls, map_id: int) -> Map:
+        """Open the map with kernel id ``map_id`` (BPF_MAP_GET_FD_BY_ID; needs CAP_SYS_ADMIN)."""
+        try:
+            fd = ops.map_fd_by_id(map_id)
+        except BPFError as exc:
+            if exc.errno == errno.ENOENT:
+                raise BPFError(errno.ENOENT, f"open map id {map_id}: no such map") from None
+            raise error_for(exc.errno, f"open map id {map_id}: {exc.strerror}") from None
+        return cls._adopt(fd)
+
+    @classmethod
+    def from_pin(cls, path: str | os.PathLike[str]) -> Map:
+        """Open the map pinned at ``path`` in a bpffs (BPF_OBJ_GET)."""
+        p = os.fspath(path)
+        try:
+            fd = ops.obj_get(p)
+        except BPFError as exc:
+            raise error_for(exc.errno, f"open pinned map {p!r}: {exc.strerror}") from None
+        m = cls._adopt(fd)
+        return m
+
+    @classmethod
+    def from_fd(cls, fd: int) -> Map:
+        """Wrap a duplicate of ``fd`` (the caller keeps and closes its own fd)."""
+        try:
+            info = _info_of(fd)
+        except BPFError as exc:
+            raise error_for(exc.errno, f"open map from fd {fd}: not a BPF map "
+                                       f"({exc.strerror})") from None
+        del info
+        return cls._adopt(ops.dup(fd))
+
+    @staticmethod
+    def ids() -> Iterator[int]:
+        """Every map id in the system (BPF_MAP_GET_NEXT_ID), ascending."""
+        cur = 0
+        while (nxt := ops.map_next_id(cur)) is not None:
+            yield nxt
+            cur = nxt
+
+    # -- identity and lifetime --------------------------------------------------------------
+    @property
+    def fd(self) -> int:
+        """The file descriptor (raises ClosedError after close())."""
+        if self._fd < 0:
+            raise ClosedError(errno.EBADF, f"{self._desc} is closed")
+        return self._fd
+
+    @property
+    def closed(self) -> bool:
+        return self._fd < 0
+
+    @property
+    def id(self) -> int:
+        """Kernel map id."""
+        return self._info.id
+
+    @property
+    def name(self) -> str:
+        return self._info.name
+
+    @property
+    def type(self) -> MapType:
+        return self._info.type
+
+    @property
+    def key_size(self) -> int:
+        return self._info.key_size
+
+    @property
+    def value_size(self) -> int:
+        return self._info.value_size
+
+    @property
+    def max_entries(self) -> int:
+        return self._info.max_entries
+
+    @property
+    def flags(self) -> MapFlags:
+        return self._info.flags
+
+    def info(self) -> MapInfo:
+        """Fresh BPF_OBJ_GET_INFO_BY_FD data for this map."""
+        self._info = _info_of(self.fd)
+        return self._info
+
+    def close(self) -> None:
+        """Close the fd (idempotent). The kernel map lives on while pinned or referenced."""
+        if self._fd < 0:
+            return
+        self._finalizer.detach()
+        self._io.invalidate()
+        fd, self._fd = self._fd, -1
+        close_fd(fd)
+
+    def __enter__(self) -> Map:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        name = f" {self.name!r}" if self.name else ""
+        tname = getattr(self.type, "name", str(self.type))
+        state = f"fd={self._fd}" if self._fd >= 0 else "closed"
+        return f"<{type(self).__name__} {tname}{name} id={self.id} {state}>"
+
+    def __eq__(self, other: object) -> bool:
+        """Two Map objects are equal when they refer to the same kernel map (same id)."""
+        return isinstance(other, Map) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(("bpf-map", self.id))
+
+    def pin(self, path: str | os.PathLike[str]) -> None:
+        """Pin the map at ``path`` in a bpffs (BPF_OBJ_PIN); it then outlives this process."""
+        p = os.fspath(path)
+        try:
+            ops.obj_pin(self.fd, p)
+        except BPFError as exc:
+            hint = ""
+            if exc.errno in (errno.EPERM, errno.EINVAL, errno.ENOENT):
+                hint = f"is {os.path.dirname(p) or '.'} in a mounted bpffs (mount -t bpf bpf " \
+                       "/sys/fs/bpf)?"
+            raise error_for(exc.errno, f"pin {self._desc} at {p!r}: {exc.strerror}",
+                            hint=hint) from None
+        self._pin_path = p
+
+    def unpin(self, path: str | os.PathLike[str] | None = None) -> None:
+        """Remove the pin made by :meth:`pin` (or the one at ``path``)."""
+        p = os.fspath(path) if path is not None else self._pin_path
+        if p is None:
+            raise InvalidArgumentError(errno.EINVAL, f"unpin {self._desc}: it was not pinned "
+                                       "by this object; pass the path")
+        os.unlink(p)
+        if p == self._pin_path:
+            self._pin_path = None
+
+    def freeze(self) -> None:
+        """Make the map read-only for user space (BPF_MAP_FREEZE, 5.2+); programs may still write."""
+        try:
+            ops.map_freeze(self.fd)
+        except BPFError as exc:
+            raise error_for(exc.errno, f"freeze {self._desc}: {exc.strerror}") from None
+
+    # -- errors -----------------------------------------------------------------------------
+    def _elem_error(self, op: str, key: Any, code: int | None = None) -> BPFError:
+        code = last_errno() if code is None else code
+        what = f"{op} {self._desc}"
+        is_array = isinstance(self.type, MapType) and self.type.is_array
+        if code == errno.ENOENT:
+            return KeyNotFoundError(code, f"{what}: key {key!r} not found")
+        if code == errno.EEXIST:
+            return KeyExistsError(code, f"{what}: key {key!r} already exists (NOEXIST given)")
+        if code == errno.E2BIG:
+            if is_array:
+                return IndexOutOfRangeError(code, f"{what}: index {key!r} out of range "
+                                            f"(max_entries {self.max_entries})")
+            return MapFullError(code, f"{what}: map is full (max_entries {self.max_entries})",
+                                hint="delete entries or create the map with a larger "
+                                     "max_entries")
+        if code == errno.EBADF:
+            return ClosedError(code, f"{what}: the map is closed")
+        if code == errno.EPERM:
+            return BPFPermissionError(code, f"{what}: not permitted",
+                                      hint="the map may be frozen or opened read-only")
+        if code == errno.EINVAL and op == "delete" and is_array:
+            return InvalidArgumentError(code, f"{what}: {self.type.name} elements cannot be "
+                                        "deleted", hint="store a zero value instead")
+        if code in (ENOTSUPP, errno.EOPNOTSUPP):
+            return NotSupportedError(code, f"{what}: not supported for {self._tname}",
+                                     feature=f"{op} on {self._tname}")
+        return error_for(code, f"{what}: key {key!r}: {os.strerror(code)}", element=True)
+
+    @property
+    def _tname(self) -> str:
+        return getattr(self.type, "name", str(self.type))
+
+    # -- elements ---------------------------------------------------------------------------
+    def __getitem__(self, key: Any) -> Any:
+        with self._lock:
+            self._kpack(self._kbuf, key)
+            if self._io.lookup() < 0:
+                raise self._elem_error("lookup", key)
+            return self._vunpack(self._vbuf)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        with self._lock:
+            self._kpack(self._kbuf, key)
+            self._vpack(self._vbuf, value)
+            if self._io.update_any() < 0:
+                raise self._elem_error("update", key)
+
+    def __delitem__(self, key: Any) -> None:
+        with self._lock:
+            self._kpack(self._kbuf, key)
+            if self._io.delete() < 0:
+                raise self._elem_error("delete", key)
+
+    def __contains__(self, key: Any) -> bool:
+        with self._lock:
+            self._kpack(self._kbuf, key)
+            if self._io.lookup() == 0:
+                return True
+            code = last_errno()
+        if code == errno.ENOENT:
+            return False
+        raise self._elem_error("lookup", key, code)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        """``m[key]``, or ``default`` when the key is absent."""
+        try:
+            return self[key]
+        except KeyNotFoundError:
+            return default
+
+    def update(self, key: Any, value: Any, flags: UpdateFlags | int = UpdateFlags.ANY) -> None:
+        """Store ``value`` at ``key`` with BPF_ANY, BPF_NOEXIST, BPF_EXIST and/or BPF_F_LOCK.
+
+        Raises KeyExistsError (NOEXIST, key present), KeyNotFoundError (EXIST, key absent),
+        MapFullError (no room).
+        """
+        with self._lock:
+            self._kpack(self._kbuf, key)
+            self._vpack(self._vbuf, value)
+            if self._io.update(int(flags)) < 0:
+                raise self._elem_error("update", key)
+
+    def pop(self, key: Any, default: Any = _MISSING) -> Any:
+        """Remove ``key`` and return its value (BPF_MAP_LOOKUP_AND_DELETE_ELEM where the
+        kernel has it for this type, else lookup then delete)."""
+        with self._lock:
+            self._kpack(self._kbuf, key)
+            if self._io.lookup_and_delete() == 0:
+                return self._vunpack(self._vbuf)
+            code = last_errno()
+        if code == errno.ENOENT:
+            if default is _MISSING:
+                raise self._elem_error("pop", key, code)
+            return default
+        if code not in (ENOTSUPP, errno.EOPNOTSUPP, errno.EINVAL):
+            raise self._elem_error("pop", key, code)
+        try:
+            value = self[key]
+            del self[key]
+        except KeyNotFoundError:
+            if default is _MISSING:
+                raise
+            return default
+        return value
+
+    def _raw_keys(self) -> Iterator[bytes]:
+        """Keys as bytes via BPF_MAP_GET_NEXT_KEY.
+
+        If the current key is deleted during the walk, a hash map restarts from its first
+        key; keys already yielded are then skipped, so the walk neither ends early nor
+        repeats a key.
+        """
+        io, size = self._io, self.key_size
+        seen: set[bytes] = set()
+        cur: bytes | None = None
+        while True:
+            with self._lock:
+                if cur is None:
+                    ret = io.first_key()
+                else:
+                    io.key[:size] = cur
+                    ret = io.next_key_of()
+                if ret < 0:
+                    code = last_errno()
+                    if code == errno.ENOENT:
+                        return
+                    raise self._elem_error("iterate", cur)
+                nxt = io.next_key.raw[:size]
+            if nxt in seen:
+                cur = nxt
+                if len(seen) > 4 * max(self.max_entries, 1) + 16:
+                    return  # a map being rewritten faster than we read; stop, do not spin
+                continue
+            seen.add(nxt)
+            cur = nxt
+            yield nxt
+
+    def keys(self) -> Iterator[Any]:
+        """Iterate the keys (decoded like lookups return them)."""
+        unpack = self._key.unpack
+        for raw in self._raw_keys():
+            yield unpack(raw)
+
+    __iter__ = keys
+
+    def items(self) -> Iterator[tuple[Any, Any]]:
+        """Iterate ``(key, value)``; keys deleted during the walk are skipped."""
+        unpack = self._key.unpack
+        for raw in self._raw_keys():
+            try:
+                value = self._lookup_raw(raw)
+            except KeyNotFoundError:
+                continue
+            yield unpack(raw), value
+
+    def values(self) -> Iterator[Any]:
+        """Iterate the values."""
+        for _, v in self.items():
+            yield v
+
+    def _lookup_raw(self, raw: bytes) -> Any:
+        with self._lock:
+            self._kbuf[:len(raw)] = raw
+            if self._io.lookup() < 0:
+                raise self._elem_error("lookup", raw)
+            return self._vunpack(self._vbuf)
+
+    def __len__(self) -> int:
+        """Number of keys (a walk over the map; arrays: max_entries)."""
+        if isinstance(self.type, MapType) and self.type.is_array:
+            return self.max_entries
+        return sum(1 for _ in self._raw_keys())
+
+    def clear(self) -> None:
+        """Delete every key (not for arrays, whose elements always exist)."""
+        for raw in list(self._raw_keys()):
+            with self._lock:
+                self._kbuf[:len(raw)] = raw
+                if self._io.delete() < 0 and last_errno() != errno.ENOENT:
+                    raise self._elem_error("delete", raw)
+
+    # -- batches ----------------------------------------------------------------------------
+    def _batch(self, capacity: int) -> ops.Batch:
+        return ops.Batch(self.fd, self.key_size, self._value.size, capacity,
+                         max(self.key_size, 4))
+
+    def _pack_value_for_batch(self, buf: Any, value: Any, offset: int) -> None:
+        self._vpack(buf, value, offset)
+
+    def update_batch(self, keys: Iterable[Any], values: Iterable[Any],
+                     flags: UpdateFlags | int = UpdateFlags.ANY) -> int:
+        """Store many elements with BPF_MAP_UPDATE_BATCH (5.6+); returns how many.
+
+        Falls back to one update per element where the kernel has no batch support for
+        this map type. Stops at the first failing element and raises for it.
+        """
+        keys, values = list(keys), list(values)
+        if len(keys) != len(values):
+            raise InvalidArgumentError(errno.EINVAL, f"update_batch {self._desc}: "
+                                       f"{len(keys)} keys but {len(values)} values")
+        if not keys:
+            return 0
+        ks, vs = self.key_size, self._value.size
+        done = 0
+        for start in range(0, len(keys), _BATCH_CHUNK):
+            ck, cv = keys[start:start + _BATCH_CHUNK], values[start:start + _BATCH_CHUNK]
+            b = self._batch(len(ck))
+            for i, (k, v) in enumerate(zip(ck, cv)):
+                self._kpack(b.keys, k, i * ks)
+                self._pack_value_for_batch(b.values, v, i * vs)
+            ret = b.run(_sys.constants.Cmd.BPF_MAP_UPDATE_BATCH, len(ck), first=True,
+                        elem_flags=int(flags))
+            if ret in (-ENOTSUPP, -errno.EOPNOTSUPP):
+                for k, v in zip(keys[start + b.count:], values[start + b.count:]):
+                    self._update_one(k, v, int(flags))
+                return len(keys)
+            done += b.count
+            if ret < 0:
+                bad = ck[b.count] if b.count < len(ck) else None
+                raise self._elem_error("update_batch", bad, -ret)
+        return done
+
+    def _update_one(self, key: Any, value: Any, flags: int) -> None:
+        self.update(key, value, flags)
+
+    def delete_batch(self, keys: Iterable[Any]) -> int:
+        """Delete many keys with BPF_MAP_DELETE_BATCH (falls back per element); returns how many."""
+        keys = list(keys)
+        if not keys:
+            return 0
+        ks = self.key_size
+        done = 0
+        for start in range(0, len(keys), _BATCH_CHUNK):
+            ck = keys[start:start + _BATCH_CHUNK]
+            b = self._batch(len(ck))
+            for i, k in enumerate(ck):
+                self._kpack(b.keys, k, i * ks)
+            ret = b.run(_sys.constants.Cmd.BPF_MAP_DELETE_BATCH, len(ck), first=True)
+            if ret in (-ENOTSUPP, -errno.EOPNOTSUPP):
+                for k in keys[start + b.count:]:
+                    del self[k]
+                return len(keys)
+            done += b.count
+            if ret < 0:
+                raise self._elem_error("delete_batch", ck[b.count] if b.count < len(ck)
+                                       else None, -ret)
+        return done
+
+    def lookup_batch(self, chunk: int = 1024) -> list[tuple[Any, Any]]:
+        """All ``(key, value)`` pairs via BPF_MAP_LOOKUP_BATCH, ``chunk`` per syscall."""
+        return self._walk_batch(_sys.constants.Cmd.BPF_MAP_LOOKUP_BATCH, chunk)
+
+    def lookup_and_delete_batch(self, chunk: int = 1024) -> list[tuple[Any, Any]]:
+        """Remove and return all ``(key, value)`` pairs (BPF_MAP_LOOKUP_AND_DELETE_BATCH)."""
+        return self._walk_batch(_sys.constants.Cmd.BPF_MAP_LOOKUP_AND_DELETE_BATCH, chunk)
+
+    def _unpack_batch_value(self, buf: Any, offset: int) -> Any:
+        return self._vunpack(buf, offset)
+
+    def _walk_batch(self, cmd: int, chunk: int) -> list[tuple[Any, Any]]:
+        if chunk < 1:
+            raise InvalidArgumentError(errno.EINVAL, f"batch on {self._desc}: chunk must be >= 1")
+        deleting = cmd == _sys.constants.Cmd.BPF_MAP_LOOKUP_AND_DELETE_BATCH
+        ks, vs = self.key_size, self._value.size
+        kunpack = self._key.unpack
+        out: list[tuple[Any, Any]] = []
+        b = self._batch(chunk)
+        first = True
+        while True:
+            ret = b.run(cmd, b.capacity, first=first)
+            n = b.count
+            for i in range(n):
+                out.append((kunpack(b.keys, i * ks), self._unpack_batch_value(b.values, i * vs)))
+            if ret == -errno.ENOENT:
+                return out
+            if ret == -errno.ENOSPC and n == 0:
+                # a hash bucket holds more elements than fit: retry it with room for more
+                bigger = self._batch(b.capacity * 2)
+                bigger.in_token[:] = b.in_token.raw
+                b = bigger
+                continue
+            if ret in (-ENOTSUPP, -errno.EOPNOTSUPP) and first:
+                return self._walk_fallback(deleting)
+            if ret < 0:
+                raise self._elem_error("lookup_batch", None, -ret)
+            b.advance()
+            first = False
+
+    def _walk_fallback(self, deleting: bool) -> list[tuple[Any, Any]]:
+        out = list(self.items())
+        if deleting:
+            for k, _ in out:
+                with contextlib.suppress(KeyNotFoundError):
+                    del self[k]
+        return out
+
+
+def _describe(info: MapInfo) -> str:
+    tname = getattr(info.type, "name", str(info.type))
+    name = f"{info.name!r} " if info.name else ""
+    return f"map {name}({tname} id={info.id})"
+
+
+def _create_error(spec: MapSpec, exc: BPFError) -> BPFError:
+    """Explain a failed BPF_MAP_CREATE."""
+    code = exc.errno
+    what = f"create {spec.describe()}"
+    if code == errno.EPERM:
+        return error_for(code, f"{what}: not permitted")
+    if code == errno.EINVAL:
+        from . import features
+
+        if not features.has_map_type(spec.type):
+            return NotSupportedError(code, f"{what}: this kernel does not know map type "
+                                     f"{spec.type.name}", feature=f"map type {spec.type.name}")
+        return InvalidArgumentError(
+            code, f"{what}: the kernel refused the definition (key_size={spec.key_size}, "
+            f"value_size={spec.value_size}, max_entries={spec.max_entries}, "
+            f"flags={spec.flags!r})",
+            hint="check the sizes and flags this map type allows")
+    if code == errno.E2BIG:
+        return MapFullError(code, f"{what}: key, value or max_entries too large for this type")
+    if code == errno.ENOMEM:
+        return error_for(code, f"{what}: out of memory for max_entries={spec.max_entries}")
+    if code in (ENOTSUPP, errno.EOPNOTSUPP):
+        return NotSupportedError(code, f"{what}: not supported by this kernel",
+                                 feature=f"map type {spec.type.name}")
+    return error_for(code, f"{what}: {exc.strerror}")
+
+
+class MmapArray(Map):
+    """An ARRAY created with BPF_F_MMAPABLE: elements are read and written through a shared
+    mmap of the map's values, with no syscall per element (5.5+).
+
+    Frozen maps are mapped read-only. Element values sit at a stride of
+    ``round8(value_size)``, as the kernel lays them out.
+    """
+
+    def _setup(self) -> None:
+        super()._setup()
+        self._stride = round8(self.value_size)
+        page = os.sysconf("SC_PAGE_SIZE")
+        self._mm_len = (self._stride * self.max_entries + page - 1) // page * page
+        self._mm: Any = None
+        self._map_memory()
+
+    def _map_memory(self) -> None:
+        try:
+            self._mm = ops.mmap_map(self._fd, self._mm_len, writable=True)
+            self._writable = True
+        except PermissionError:  # frozen, or RDONLY_PROG: the kernel refuses writable maps
+            self._mm = ops.mmap_map(self._fd, self._mm_len, writable=False)
+            self._writable = False
+
+    def _index(self, key: Any) -> int:
+        if type(key) is not int:
+            buf = bytearray(4)
+            self._kpack(buf, key)
+            key = int.from_bytes(buf, "little" if __import__("sys").byteorder == "little"
+                                 else "big")
+        if not 0 <= key < self.max_entries:
+            raise KeyNotFoundError(errno.ENOENT, f"lookup {self._desc}: index {key} out of "
+                                   f"range (max_entries {self.max_entries})")
+        return int(key)
+
+    def __getitem__(self, key: Any) -> Any:
+        if type(key) is int and 0 <= key < self._info.max_entries:
+            return self._vunpack(self._mm, key * self._stride)
+        return self._vunpack(self._mm, self._index(key) * self._stride)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        if not self._writable:
+            raise BPFPermissionError(errno.EPERM, f"update {self._desc}: the map is frozen "
+                                     "(read-only for user space)")
+        if type(key) is int and 0 <= key < self._info.max_entries:
+            self._vpack(self._mm, value, key * self._stride)
+            return
+        i = self._index(key)
+        if i >= self.max_entries:
+            raise IndexOutOfRangeError(errno.E2BIG, f"update {self._desc}: index {key} out of "
+                                       f"range (max_entries {self.max_entries})")
+        self._vpack(self._mm, value, i * self._stride)
+
+    def __contains__(self, key: Any) -> bool:
+        return type(key) is int and 0 <= key < self.max_entries
+
+    def keys(self) -> Iterator[Any]:
+        return iter(range(self.max_entries))
+
+    __iter__ = keys
+
+    def items(self) -> Iterator[tuple[Any, Any]]:
+        for i in range(self.max_entries):
+            yield i, self[i]
+
+    def freeze(self) -> None:
+        """Freeze, then remap read-only (the kernel refuses to freeze a writable mapping)."""
+        if self._mm is not None:
+            self._mm.close()
+        try:
+            super().freeze()
+        finally:
+            self._map_memory()
+
+    def close(self) -> None:
+        if self._mm is not None and not self._mm.closed:
+            self._mm.close()
+        super().close()

@@ -1,0 +1,238 @@
+"""MapSpec: a plain description of a map. No fds, no syscalls.
+
+:meth:`MapSpec.check` applies the kernel's creation rules for the cases purebpf can judge in
+advance (see docs/design.md), so a bad spec fails with a named reason before any syscall.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import re
+from typing import Any
+
+from .errors import ENOTSUPP, InnerMapMismatchError, InvalidArgumentError, NotSupportedError
+from .types import MapFlags, MapType
+
+_NAME_RE = re.compile(r"[A-Za-z0-9_.]{0,15}")
+
+# Types the kernel refuses as an inner-map template (no map_meta_equal op) -> ENOTSUPP.
+REJECTED_INNER = frozenset({
+    MapType.PROG_ARRAY, MapType.CGROUP_STORAGE, MapType.PERCPU_CGROUP_STORAGE,
+    MapType.STRUCT_OPS,
+})
+# Inner types whose max_entries the kernel compares on insertion (array_map_meta_equal,
+# xsk_map_meta_equal); for ARRAY only when the template lacks BPF_F_INNER_MAP.
+_COMPARES_MAX_ENTRIES = frozenset({MapType.ARRAY, MapType.XSKMAP})
+
+
+def _int_size(t: Any) -> int | None:
+    """Byte size of a declared key/value type, when it tells one."""
+    import ctypes
+    import struct
+
+    if isinstance(t, str):
+        return struct.calcsize(t)
+    if isinstance(t, struct.Struct):
+        return t.size
+    if isinstance(t, type) and issubclass(t, ctypes._SimpleCData | ctypes.Structure |
+                                          ctypes.Union | ctypes.Array):
+        return ctypes.sizeof(t)
+    size = getattr(t, "size", None)
+    return size if isinstance(size, int) else None
+
+
+@dataclasses.dataclass
+class MapSpec:
+    """Everything needed to create a map; create it with :meth:`purebpf.Map.create`.
+
+    ``key_size``/``value_size`` of 0 are filled in from ``key_type``/``value_type`` when those
+    tell a size; outer maps (ARRAY_OF_MAPS, HASH_OF_MAPS) default to ``value_size=4`` and take
+    their inner-map template from ``inner``. Array types default to ``key_size=4``.
+    """
+
+    type: MapType
+    key_size: int = 0
+    value_size: int = 0
+    max_entries: int = 0
+    flags: MapFlags = MapFlags(0)
+    name: str = ""
+    inner: MapSpec | None = None
+    numa_node: int | None = None
+    map_extra: int = 0
+    key_type: Any = None
+    value_type: Any = None
+    pinning: int = 0
+    btf: Any = dataclasses.field(default=None, compare=False, repr=False)
+    btf_key_type_id: int = dataclasses.field(default=0, compare=False, repr=False)
+    btf_value_type_id: int = dataclasses.field(default=0, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.type = MapType(self.type)
+        self.flags = MapFlags(int(self.flags))
+        if not self.key_size:
+            self.key_size = _int_size(self.key_type) or (4 if self.type.is_array else 0)
+        if not self.value_size:
+            if self.type.is_map_in_map or self.type == MapType.PROG_ARRAY:
+                self.value_size = 4
+            else:
+                self.value_size = _int_size(self.value_type) or 0
+
+    # -- derived ----------------------------------------------------------------------------
+    def replace(self, **changes: Any) -> MapSpec:
+        """A copy with some fields changed (``spec.replace(max_entries=64)``)."""
+        return dataclasses.replace(self, **changes)
+
+    def describe(self) -> str:
+        """``"map 'name' (HASH_OF_MAPS)"`` for messages."""
+        return f"map {self.name!r} ({self.type.name})" if self.name else f"{self.type.name} map"
+
+    def check(self) -> None:
+        """Raise what the kernel would for this spec, before any syscall.
+
+        Raises InvalidArgumentError (EINVAL) or NotSupportedError (ENOTSUPP) naming the field.
+        """
+        what = f"create {self.describe()}"
+        if not _NAME_RE.fullmatch(self.name):
+            raise InvalidArgumentError(
+                errno.EINVAL, f"{what}: name {self.name!r} is invalid",
+                hint="names are at most 15 characters of letters, digits, '_' and '.'")
+        if self.type.is_map_in_map:
+            self._check_outer(what)
+        elif self.inner is not None:
+            raise InvalidArgumentError(
+                errno.EINVAL, f"{what}: only ARRAY_OF_MAPS and HASH_OF_MAPS take an inner "
+                "map template")
+        if self.flags & MapFlags.INNER_MAP and self.type != MapType.ARRAY:
+            raise InvalidArgumentError(
+                errno.EINVAL, f"{what}: BPF_F_INNER_MAP is only valid on ARRAY maps, not "
+                f"{self.type.name}",
+                hint="set it on the inner ARRAY template and on every inner array")
+        if self.flags & MapFlags.MMAPABLE and self.type not in (MapType.ARRAY, MapType.ARENA):
+            raise InvalidArgumentError(
+                errno.EINVAL, f"{what}: BPF_F_MMAPABLE is only valid on ARRAY maps")
+        if self.type.is_array and self.type != MapType.PROG_ARRAY and self.key_size != 4:
+            raise InvalidArgumentError(
+                errno.EINVAL, f"{what}: key_size must be 4 for {self.type.name}, got "
+                f"{self.key_size}")
+        if self.max_entries <= 0 and self.type not in _NO_MAX_ENTRIES:
+            raise InvalidArgumentError(
+                errno.EINVAL, f"{what}: max_entries must be at least 1, got {self.max_entries}")
+        if self.map_extra and self.type not in (MapType.BLOOM_FILTER, MapType.ARENA):
+            raise InvalidArgumentError(
+                errno.EINVAL, f"{what}: map_extra is only used by BLOOM_FILTER and ARENA maps")
+        if self.numa_node is not None and self.numa_node < 0:
+            raise InvalidArgumentError(errno.EINVAL, f"{what}: numa_node must be >= 0")
+
+    def _check_outer(self, what: str) -> None:
+        if self.value_size != 4:
+            raise InvalidArgumentError(
+                errno.EINVAL, f"{what}: value_size must be 4 for {self.type.name} (values are "
+                f"inner-map fds in, ids out), got {self.value_size}")
+        if self.inner is None:
+            raise InvalidArgumentError(
+                errno.EINVAL, f"{what}: an outer map needs an inner-map template",
+                hint="pass inner=MapSpec(...) or Map.create(spec, inner_map=existing_map)")
+        check_template(self.inner, what)
+        if self.type == MapType.ARRAY_OF_MAPS and self.flags & (
+            MapFlags.NO_PREALLOC | MapFlags.RDONLY_PROG | MapFlags.WRONLY_PROG
+        ):
+            raise InvalidArgumentError(
+                errno.EINVAL, f"{what}: flags {self.flags!r} are not valid on ARRAY_OF_MAPS",
+                hint="ARRAY_OF_MAPS accepts only NUMA_NODE, RDONLY and WRONLY")
+
+
+# Types whose max_entries may be 0 (the kernel sizes them itself).
+_NO_MAX_ENTRIES = frozenset({
+    MapType.SK_STORAGE, MapType.INODE_STORAGE, MapType.TASK_STORAGE, MapType.CGRP_STORAGE,
+    MapType.CGROUP_STORAGE, MapType.PERCPU_CGROUP_STORAGE, MapType.STRUCT_OPS,
+    MapType.QUEUE, MapType.STACK, MapType.PERF_EVENT_ARRAY,
+})
+
+
+def check_template(inner: MapSpec, what: str) -> None:
+    """Raise if ``inner`` cannot serve as an inner-map template (nesting, rejected type)."""
+    if inner.type.is_map_in_map:
+        raise InvalidArgumentError(
+            errno.EINVAL, f"{what}: inner map {inner.type.name} is itself a map-in-map; the "
+            "kernel supports one level of nesting")
+    if inner.type in REJECTED_INNER:
+        raise NotSupportedError(
+            ENOTSUPP, f"{what}: {inner.type.name} cannot be an inner map",
+            feature=f"inner map type {inner.type.name}",
+            hint="the kernel refuses PROG_ARRAY, CGROUP_STORAGE, PERCPU_CGROUP_STORAGE and "
+            "STRUCT_OPS as inner maps")
+
+
+@dataclasses.dataclass(frozen=True)
+class Template:
+    """The parts of an inner-map template the kernel compares on insertion."""
+
+    type: MapType
+    key_size: int
+    value_size: int
+    map_flags: int
+    max_entries: int
+
+    @classmethod
+    def of(cls, spec: MapSpec) -> Template:
+        return cls(spec.type, spec.key_size, spec.value_size,
+                   int(spec.flags) & ~_ACCESS_FLAGS, spec.max_entries)
+
+    def compares_max_entries(self) -> bool:
+        """True when the kernel requires equal max_entries for this inner type."""
+        if self.type == MapType.ARRAY:
+            return not self.map_flags & MapFlags.INNER_MAP
+        return self.type in _COMPARES_MAX_ENTRIES
+
+    def diff(self, cand: Template, what: str) -> InnerMapMismatchError | None:
+        """The first field in which ``cand`` differs from this template, as an error."""
+        for field in ("type", "key_size", "value_size", "map_flags"):
+            want, got = getattr(self, field), getattr(cand, field)
+            if want != got:
+                return _mismatch(what, field, want, got, self)
+        if self.compares_max_entries() and self.max_entries != cand.max_entries:
+            return _mismatch(what, "max_entries", self.max_entries, cand.max_entries, self)
+        return None
+
+
+_ACCESS_FLAGS = int(MapFlags.RDONLY | MapFlags.WRONLY)
+
+
+def _fmt(field: str, v: Any) -> str:
+    if field == "type":
+        return MapType(v).name
+    if field == "map_flags":
+        return flag_names(v)
+    return str(v)
+
+
+def flag_names(v: int) -> str:
+    """``"NO_PREALLOC|INNER_MAP"`` for a flags value, ``"0"`` for none."""
+    if not v:
+        return "0"
+    names = [f.name for f in MapFlags if f.name and v & f.value]
+    rest = v & ~sum(f.value for f in MapFlags)
+    if rest:
+        names.append(hex(rest))
+    return "|".join(str(n) for n in names)
+
+
+def _mismatch(what: str, field: str, want: Any, got: Any, tmpl: Template) -> InnerMapMismatchError:
+    hint = ""
+    if field == "max_entries" and tmpl.type == MapType.ARRAY:
+        hint = ("create the template and every inner array with BPF_F_INNER_MAP "
+                "(MapFlags.INNER_MAP) to allow different sizes")
+    elif field == "map_flags":
+        extra, missing = got & ~want, want & ~got
+        parts = []
+        if extra:
+            parts.append(f"the inner map has {flag_names(extra)} which the template lacks")
+        if missing:
+            parts.append(f"the inner map lacks {flag_names(missing)}")
+        hint = "; ".join(parts) + "; create it with the template's flags (outer.new_inner())"
+    elif field == "type":
+        hint = "an outer map holds inner maps of one type only"
+    return InnerMapMismatchError(
+        f"{what}: inner map {field} {_fmt(field, got)} != template {_fmt(field, want)}",
+        field=field, expected=want, actual=got, hint=hint)

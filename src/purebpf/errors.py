@@ -1,0 +1,140 @@
+"""Exceptions raised by purebpf.
+
+Every error the kernel reports is a :class:`BPFError`, an :class:`OSError` that keeps the
+kernel's errno. Subclasses also inherit the builtin exception users already catch
+(``KeyError``, ``PermissionError``, ``ValueError``). Messages read
+``"<operation> <object>: <reason>"`` and add a hint only where the cause can be diagnosed.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+from typing import Any
+
+ENOTSUPP = 524
+"""The kernel-internal "not supported" errno (user space sees 524, "Unknown error 524")."""
+
+_ERRNO_NAMES = {ENOTSUPP: "ENOTSUPP"}
+
+
+def errno_name(code: int) -> str:
+    """Symbolic name of an errno value, including the kernel's ENOTSUPP (524)."""
+    return _ERRNO_NAMES.get(code) or _errno.errorcode.get(code, str(code))
+
+
+def strerror(code: int) -> str:
+    """Text for an errno, naming ENOTSUPP instead of "Unknown error 524"."""
+    if code == ENOTSUPP:
+        return "operation not supported by this map or kernel"
+    return os.strerror(code)
+
+
+class BPFError(OSError):
+    """An operation on a BPF object failed; ``errno`` is the kernel's errno.
+
+    ``str()`` is the whole message: ``"update map 'outer' (ARRAY_OF_MAPS id=7): ..."``.
+    """
+
+    def __init__(self, code: int, message: str, *, hint: str = "") -> None:
+        super().__init__(code, message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        text = f"{self.message} [{errno_name(self.errno)}]" if self.errno else self.message
+        return f"{text}; {self.hint}" if self.hint else text
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.errno, self.message), {"hint": self.hint})
+
+
+class KeyNotFoundError(BPFError, KeyError):
+    """ENOENT from a lookup or delete: the key is not in the map (also a ``KeyError``)."""
+
+    __str__ = BPFError.__str__
+
+
+class KeyExistsError(BPFError):
+    """EEXIST: BPF_NOEXIST was given and the key is already present."""
+
+
+class MapFullError(BPFError):
+    """E2BIG: the map has no room for another element, or an array index is out of range."""
+
+
+class IndexOutOfRangeError(BPFError, IndexError):
+    """E2BIG from an array-type map: the index is not below ``max_entries``."""
+
+
+class BPFPermissionError(BPFError, PermissionError):
+    """EPERM/EACCES: missing privileges, a read-only fd, or a frozen map."""
+
+
+class NotSupportedError(BPFError):
+    """The kernel (or this map type) does not support the operation; ``feature`` names it."""
+
+    def __init__(self, code: int, message: str, *, feature: str = "", hint: str = "") -> None:
+        super().__init__(code, message, hint=hint)
+        self.feature = feature
+
+
+class InvalidArgumentError(BPFError, ValueError):
+    """EINVAL: the request is not valid for this map (also a ``ValueError``).
+
+    Raised before the syscall when purebpf can tell the kernel would refuse.
+    """
+
+
+class InnerMapMismatchError(InvalidArgumentError):
+    """An inner map does not match its outer map's template.
+
+    ``field`` names the attribute (``"type"``, ``"key_size"``, ``"value_size"``,
+    ``"map_flags"``, ``"max_entries"``); ``expected`` is the template's value and
+    ``actual`` the candidate's.
+    """
+
+    def __init__(
+        self, message: str, *, field: str, expected: Any, actual: Any, hint: str = ""
+    ) -> None:
+        super().__init__(_errno.EINVAL, message, hint=hint)
+        self.field = field
+        self.expected = expected
+        self.actual = actual
+
+
+class ClosedError(BPFError, ValueError):
+    """The object was closed (EBADF); it has no file descriptor any more."""
+
+
+_BY_ERRNO: dict[int, type[BPFError]] = {
+    _errno.ENOENT: KeyNotFoundError,
+    _errno.EEXIST: KeyExistsError,
+    _errno.E2BIG: MapFullError,
+    _errno.EPERM: BPFPermissionError,
+    _errno.EACCES: BPFPermissionError,
+    _errno.EINVAL: InvalidArgumentError,
+    _errno.EOPNOTSUPP: NotSupportedError,
+    ENOTSUPP: NotSupportedError,
+}
+
+PERMISSION_HINT = (
+    "run as root or grant CAP_BPF (plus CAP_NET_ADMIN or CAP_PERFMON for some map and "
+    "program types); kernels before 5.11 also need a large enough RLIMIT_MEMLOCK"
+)
+
+
+def error_for(code: int, message: str, *, hint: str = "", element: bool = False) -> BPFError:
+    """The most specific BPFError for ``code``.
+
+    ENOENT becomes :class:`KeyNotFoundError` only for element operations (``element=True``);
+    elsewhere ENOENT means "no such object" and stays a plain :class:`BPFError`.
+    """
+    cls = _BY_ERRNO.get(code, BPFError)
+    if cls is KeyNotFoundError and not element:
+        cls = BPFError
+    if cls is BPFPermissionError and not hint:
+        hint = PERMISSION_HINT if code == _errno.EPERM else ""
+    if cls is NotSupportedError:
+        return NotSupportedError(code, message, hint=hint)
+    return cls(code, message, hint=hint)

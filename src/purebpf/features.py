@@ -1,0 +1,149 @@
+"""Kernel feature probes: "does this kernel support X?", answered by trying, and cached.
+
+Each probe creates the smallest object that shows the feature and closes it again. Nothing
+here parses kernel version strings.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+
+from ._sys import ops
+from ._sys.constants import Cmd
+from ._sys.syscall import close_fd
+from .errors import ENOTSUPP, BPFError
+from .types import MapFlags, MapType
+
+_UNSUPPORTED = (errno.EINVAL, ENOTSUPP, errno.EOPNOTSUPP)
+
+
+def _try_create(map_type: int, key_size: int, value_size: int, max_entries: int,
+                flags: int = 0, inner_map_fd: int = 0, map_extra: int = 0) -> int | None:
+    try:
+        return ops.map_create(map_type, key_size, value_size, max_entries, flags,
+                              inner_map_fd=inner_map_fd, map_extra=map_extra)
+    except BPFError as exc:
+        if exc.errno in _UNSUPPORTED:
+            return None
+        raise
+
+
+# Smallest creatable definition per type: (key_size, value_size, max_entries, flags, extra).
+_PROBE_DEFS: dict[MapType, tuple[int, int, int, int, int]] = {
+    MapType.LPM_TRIE: (8, 4, 1, int(MapFlags.NO_PREALLOC), 0),
+    MapType.STACK_TRACE: (4, 8, 1, 0, 0),
+    MapType.QUEUE: (0, 4, 1, 0, 0),
+    MapType.STACK: (0, 4, 1, 0, 0),
+    MapType.RINGBUF: (0, 0, 4096, 0, 0),
+    MapType.USER_RINGBUF: (0, 0, 4096, 0, 0),
+    MapType.BLOOM_FILTER: (0, 4, 1, 0, 0),
+    MapType.SK_STORAGE: (4, 4, 0, int(MapFlags.NO_PREALLOC), 0),
+    MapType.INODE_STORAGE: (4, 4, 0, int(MapFlags.NO_PREALLOC), 0),
+    MapType.TASK_STORAGE: (4, 4, 0, int(MapFlags.NO_PREALLOC), 0),
+    MapType.CGRP_STORAGE: (4, 4, 0, int(MapFlags.NO_PREALLOC), 0),
+    MapType.CGROUP_STORAGE: (16, 4, 0, 0, 0),
+    MapType.PERCPU_CGROUP_STORAGE: (16, 4, 0, 0, 0),
+    MapType.ARENA: (0, 0, 1, int(MapFlags.MMAPABLE), 0),
+}
+
+
+# Types that cannot be created without BTF or a kernel object behind them: the kernel's
+# answer without those is EINVAL whether or not it knows the type. Map types are numbered in
+# the order they were added, so such a type exists if a later, simply creatable one does.
+_NEEDS_BTF = frozenset({MapType.STRUCT_OPS, MapType.SK_STORAGE, MapType.INODE_STORAGE,
+                        MapType.TASK_STORAGE, MapType.CGRP_STORAGE})
+
+
+@functools.cache
+def has_map_type(map_type: MapType) -> bool:
+    """Can this kernel create maps of ``map_type``? (Probed by creating one.)"""
+    map_type = MapType(map_type)
+    if map_type.is_map_in_map:
+        return _has_map_in_map(map_type)
+    if map_type in _NEEDS_BTF:
+        return highest_map_type() > map_type
+    return _probe(map_type)
+
+
+def _probe(map_type: MapType) -> bool:
+    key, value, max_entries, flags, extra = _PROBE_DEFS.get(map_type, (4, 4, 1, 0, 0))
+    fd = _try_create(int(map_type), key, value, max_entries, flags, map_extra=extra)
+    if fd is None:
+        return False
+    close_fd(fd)
+    return True
+
+
+@functools.cache
+def highest_map_type() -> MapType:
+    """The highest-numbered map type this kernel creates without BTF."""
+    for t in sorted(MapType, reverse=True):
+        if t not in _NEEDS_BTF and not t.is_map_in_map and t != MapType.UNSPEC and _probe(t):
+            return t
+    return MapType.UNSPEC
+
+
+def _has_map_in_map(outer_type: MapType, inner_flags: int = 0) -> bool:
+    inner = _try_create(int(MapType.ARRAY), 4, 4, 1, inner_flags)
+    if inner is None:
+        return False
+    try:
+        fd = _try_create(int(outer_type), 4, 4, 1, 0, inner_map_fd=inner)
+        if fd is None:
+            return False
+        close_fd(fd)
+        return True
+    finally:
+        close_fd(inner)
+
+
+@functools.cache
+def has_inner_map_flag() -> bool:
+    """BPF_F_INNER_MAP (5.10+): inner ARRAY maps of different max_entries in one outer map."""
+    return _has_map_in_map(MapType.ARRAY_OF_MAPS, int(MapFlags.INNER_MAP))
+
+
+@functools.cache
+def has_batch(map_type: MapType) -> bool:
+    """Does BPF_MAP_LOOKUP_BATCH work on ``map_type`` (5.6+; outer maps 5.19+)?"""
+    map_type = MapType(map_type)
+    inner = None
+    if map_type.is_map_in_map:
+        inner = _try_create(int(MapType.ARRAY), 4, 4, 1)
+        if inner is None:
+            return False
+    try:
+        key, value, max_entries, flags, extra = _PROBE_DEFS.get(map_type, (4, 4, 1, 0, 0))
+        fd = _try_create(int(map_type), key, value, max_entries, flags,
+                         inner_map_fd=inner or 0, map_extra=extra)
+        if fd is None:
+            return False
+        try:
+            batch = ops.Batch(fd, key, value, 1, max(key, 4))
+            ret = batch.run(Cmd.BPF_MAP_LOOKUP_BATCH, 1, first=True)
+            return ret == 0 or ret == -errno.ENOENT
+        finally:
+            close_fd(fd)
+    finally:
+        if inner is not None:
+            close_fd(inner)
+
+
+def has_map_in_map_batch() -> bool:
+    """Batch commands on ARRAY_OF_MAPS / HASH_OF_MAPS (5.19+)."""
+    return has_batch(MapType.HASH_OF_MAPS)
+
+
+def has_mmapable_array() -> bool:
+    """BPF_F_MMAPABLE arrays (5.5+)."""
+    return _has_flagged_array(int(MapFlags.MMAPABLE))
+
+
+@functools.cache
+def _has_flagged_array(flags: int) -> bool:
+    fd = _try_create(int(MapType.ARRAY), 4, 8, 1, flags)
+    if fd is None:
+        return False
+    close_fd(fd)
+    return True
