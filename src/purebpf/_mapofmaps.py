@@ -342,7 +342,12 @@ class MapOfMaps(Map):
             lines.append(f"  template: {tmpl.type.name} key={tmpl.key_size} "
                          f"value={tmpl.value_size} max_entries={tmpl.max_entries} "
                          f"flags={_flags(tmpl.map_flags)}")
-        for k, inner in self.items():
+        entries = list(self.items())
+        try:
+            entries.sort(key=lambda kv: kv[0])
+        except TypeError:
+            pass  # keys without an order (bytes of structs are fine; ctypes objects are not)
+        for k, inner in entries:
             n = len(inner)
             lines.append(f"  [{k!r}] -> {_describe(inner._info)} max_entries={inner.max_entries}"
                          f" entries={n}")

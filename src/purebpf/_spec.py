@@ -115,6 +115,11 @@ class MapSpec:
             raise InvalidArgumentError(
                 errno.EINVAL, f"{what}: key_size must be 4 for {self.type.name}, got "
                 f"{self.key_size}")
+        if self.type in _NEEDS_SIZES and (self.key_size <= 0 or self.value_size <= 0):
+            field = "key_size" if self.key_size <= 0 else "value_size"
+            raise InvalidArgumentError(
+                errno.EINVAL, f"{what}: {field} must be at least 1 for {self.type.name}",
+                hint=f"pass {field}= (or a {field.split('_')[0]}_type with a size)")
         if self.max_entries <= 0 and self.type not in _NO_MAX_ENTRIES:
             raise InvalidArgumentError(
                 errno.EINVAL, f"{what}: max_entries must be at least 1, got {self.max_entries}")
@@ -141,6 +146,12 @@ class MapSpec:
                 errno.EINVAL, f"{what}: flags {self.flags!r} are not valid on ARRAY_OF_MAPS",
                 hint="ARRAY_OF_MAPS accepts only NUMA_NODE, RDONLY and WRONLY")
 
+
+# Types that need both a key and a value of at least one byte.
+_NEEDS_SIZES = frozenset({
+    MapType.HASH, MapType.ARRAY, MapType.PERCPU_HASH, MapType.PERCPU_ARRAY, MapType.LRU_HASH,
+    MapType.LRU_PERCPU_HASH, MapType.LPM_TRIE,
+})
 
 # Types whose max_entries may be 0 (the kernel sizes them itself).
 _NO_MAX_ENTRIES = frozenset({

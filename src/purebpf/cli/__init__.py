@@ -1,0 +1,53 @@
+"""The ``purebpf`` command. Uses only the public API."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import purebpf
+
+from . import demo as _demo
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="purebpf", description="eBPF maps, map-in-map first, "
+                                "from pure Python.")
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    p.add_argument("--version", action="version", version=f"purebpf {purebpf.__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    d = sub.add_parser("demo", help="build, fill, swap and print a map-in-map on this kernel")
+    d.add_argument("--services", type=int, default=3, help="number of services (default 3)")
+    d.set_defaults(func=_demo.run)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: ``purebpf COMMAND ...``; errors print one line and exit non-zero."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        rc: int = args.func(args)
+        return rc
+    except purebpf.BPFPermissionError as exc:
+        if args.debug:
+            raise
+        print(f"purebpf: {exc}", file=sys.stderr)
+        print("purebpf: this needs the bpf() syscall: run as root (sudo purebpf ...) or with "
+              "CAP_BPF", file=sys.stderr)
+        return 1
+    except (purebpf.BPFError, ValueError, TypeError) as exc:
+        if args.debug:
+            raise
+        print(f"purebpf: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
