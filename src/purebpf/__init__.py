@@ -8,7 +8,12 @@ from ._map import Map as Map
 from ._map import MapInfo as MapInfo
 from ._map import MmapArray as MmapArray
 from ._mapofmaps import MapOfMaps as MapOfMaps
+from ._program import Program as Program
+from ._program import ProgramInfo as ProgramInfo
+from ._program import TestRun as TestRun
 from ._spec import MapSpec as MapSpec
+from ._spec import ProgramSpec as ProgramSpec
+from ._spec import Reference as Reference
 from .errors import BPFError as BPFError
 from .errors import BPFPermissionError as BPFPermissionError
 from .errors import ClosedError as ClosedError
@@ -19,8 +24,11 @@ from .errors import KeyExistsError as KeyExistsError
 from .errors import KeyNotFoundError as KeyNotFoundError
 from .errors import MapFullError as MapFullError
 from .errors import NotSupportedError as NotSupportedError
+from .errors import VerifierError as VerifierError
+from .types import AttachType as AttachType
 from .types import MapFlags as MapFlags
 from .types import MapType as MapType
+from .types import ProgramType as ProgramType
 from .types import UpdateFlags as UpdateFlags
 
 __version__ = "0.1.0"
@@ -29,5 +37,6 @@ __all__ = [
     "BPFError", "BPFPermissionError", "ClosedError", "IndexOutOfRangeError",
     "InnerMapMismatchError", "InvalidArgumentError", "KeyExistsError", "KeyNotFoundError",
     "Map", "MapFlags", "MapInfo", "MapFullError", "MapOfMaps", "MapSpec", "MapType",
-    "MmapArray", "NotSupportedError", "UpdateFlags", "features",
+    "MmapArray", "NotSupportedError", "UpdateFlags", "features", "AttachType", "Program",
+    "ProgramInfo", "ProgramSpec", "ProgramType", "Reference", "TestRun", "VerifierError",
 ]

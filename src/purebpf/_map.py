@@ -211,7 +211,10 @@ class Map:
         try:
             info = _info_of(fd)
         except BPFError as exc:
-            raise error_for(exc.errno, f"open map from fd {fd}: not a BPF map "
+            # BPF_OBJ_GET_INFO_BY_FD reports an fd that is not open as EBADFD, not EBADF.
+            why = "the fd is not open" if exc.errno in (errno.EBADF, errno.EBADFD) else \
+                "not a BPF map"
+            raise error_for(exc.errno, f"open map from fd {fd}: {why} "
                                        f"({exc.strerror})") from None
         del info
         return cls._adopt(ops.dup(fd))
@@ -327,7 +330,11 @@ class Map:
         try:
             ops.map_freeze(self.fd)
         except BPFError as exc:
-            raise error_for(exc.errno, f"freeze {self._desc}: {exc.strerror}") from None
+            # EPERM here is a map already frozen or an fd without write access, not privileges.
+            hint = "the map is already frozen or the fd is read-only" \
+                if exc.errno == errno.EPERM else ""
+            raise error_for(exc.errno, f"freeze {self._desc}: {exc.strerror}",
+                            hint=hint) from None
 
     # -- errors -----------------------------------------------------------------------------
     def _elem_error(self, op: str, key: Any, code: int | None = None) -> BPFError:
@@ -500,6 +507,8 @@ class Map:
     def __len__(self) -> int:
         """Number of keys (a walk over the map; arrays: max_entries)."""
         if isinstance(self.type, MapType) and self.type.is_array:
+            if self._fd < 0:
+                raise ClosedError(errno.EBADF, f"len {self._desc}: the map is closed")
             return self.max_entries
         return sum(1 for _ in self._raw_keys())
 
@@ -684,33 +693,37 @@ class MmapArray(Map):
             self._mm = ops.mmap_map(self._fd, self._mm_len, writable=False)
             self._writable = False
 
-    def _index(self, key: Any) -> int:
+    def _index(self, key: Any, op: str = "lookup") -> int:
+        if self._fd < 0:
+            raise ClosedError(errno.EBADF, f"{op} {self._desc}: the map is closed")
         if type(key) is not int:
             buf = bytearray(4)
             self._kpack(buf, key)
             key = int.from_bytes(buf, "little" if __import__("sys").byteorder == "little"
                                  else "big")
         if not 0 <= key < self.max_entries:
+            # As the syscall path reports it: lookup ENOENT, update E2BIG.
+            if op == "update":
+                raise IndexOutOfRangeError(errno.E2BIG, f"update {self._desc}: index {key} "
+                                           f"out of range (max_entries {self.max_entries})")
             raise KeyNotFoundError(errno.ENOENT, f"lookup {self._desc}: index {key} out of "
                                    f"range (max_entries {self.max_entries})")
         return int(key)
 
     def __getitem__(self, key: Any) -> Any:
-        if type(key) is int and 0 <= key < self._info.max_entries:
+        if type(key) is int and 0 <= key < self._info.max_entries and self._fd >= 0:
             return self._vunpack(self._mm, key * self._stride)
         return self._vunpack(self._mm, self._index(key) * self._stride)
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        if not self._writable:
+        if not self._writable or self._fd < 0:
+            self._index(key, "update")  # raises ClosedError once closed
             raise BPFPermissionError(errno.EPERM, f"update {self._desc}: the map is frozen "
                                      "(read-only for user space)")
         if type(key) is int and 0 <= key < self._info.max_entries:
             self._vpack(self._mm, value, key * self._stride)
             return
-        i = self._index(key)
-        if i >= self.max_entries:
-            raise IndexOutOfRangeError(errno.E2BIG, f"update {self._desc}: index {key} out of "
-                                       f"range (max_entries {self.max_entries})")
+        i = self._index(key, "update")
         self._vpack(self._mm, value, i * self._stride)
 
     def __contains__(self, key: Any) -> bool:

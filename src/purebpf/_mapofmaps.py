@@ -80,7 +80,7 @@ def create_outer(spec: MapSpec, inner_map: Map | None) -> MapOfMaps:
         outer._template = template
         outer._inner_spec = spec.inner.replace(
             type=template.type, key_size=template.key_size, value_size=template.value_size,
-            flags=template.map_flags)
+            flags=template.map_flags, max_entries=template.max_entries)
         return outer
 
 
@@ -194,6 +194,12 @@ class MapOfMaps(Map):
                 "HASH_OF_MAPS for insert-only (NOEXIST) or replace-only (EXIST) semantics")
 
     def _insert_error(self, op: str, key: Any, inner: Map, code: int) -> BPFError:
+        if code == errno.EINVAL and self._template is None:
+            return InvalidArgumentError(
+                code, f"{op} {self._desc}: the kernel refused {inner._desc} as inner map",
+                hint="the template is unknown here (the map was opened, not created, and is "
+                "empty); the inner map must match it in type, key/value size, flags and, for "
+                "ARRAY without BPF_F_INNER_MAP, max_entries")
         if code == errno.EINVAL:
             # We checked the template fields; what remains is what info cannot show.
             return InvalidArgumentError(
@@ -202,6 +208,8 @@ class MapOfMaps(Map):
                 "BTF's special fields (bpf_spin_lock, bpf_timer, kptrs) probably differ; "
                 "create inner maps with the same value type as the template")
         if code == errno.EBADF:
+            if self.closed:
+                return self._elem_error(op, key, code)
             return ClosedError(code, f"{op} {self._desc}: the inner map's fd is not open")
         return self._elem_error(op, key, code)
 

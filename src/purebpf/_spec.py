@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from .errors import ENOTSUPP, InnerMapMismatchError, InvalidArgumentError, NotSupportedError
-from .types import MapFlags, MapType
+from .types import AttachType, MapFlags, MapType, ProgramType
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_.]{0,15}")
 
@@ -247,3 +247,58 @@ def _mismatch(what: str, field: str, want: Any, got: Any, tmpl: Template) -> Inn
     return InnerMapMismatchError(
         f"{what}: inner map {field} {_fmt(field, got)} != template {_fmt(field, want)}",
         field=field, expected=want, actual=got, hint=hint)
+
+
+@dataclasses.dataclass(frozen=True)
+class Reference:
+    """An ld_imm64 instruction that must point at a map when the program is loaded.
+
+    ``kind`` is ``"map"`` (the map itself: BPF_PSEUDO_MAP_FD) or ``"map_value"`` (an address
+    ``offset`` bytes into the map's value: BPF_PSEUDO_MAP_VALUE, used for global data).
+    ``index`` counts 8-byte instruction slots.
+    """
+
+    index: int
+    target: str
+    kind: str = "map"
+    offset: int = 0
+
+
+@dataclasses.dataclass
+class ProgramSpec:
+    """Everything needed to load a program; load it with :meth:`purebpf.Program.load`.
+
+    ``instructions`` are raw 8-byte eBPF instructions (``bytes``) or objects with an
+    ``encode()`` method (the assembler's). ``references`` name the maps that ld_imm64
+    instructions must point at; they are resolved against the maps passed at load time.
+    """
+
+    name: str
+    type: ProgramType
+    instructions: Any = b""
+    license: str = "GPL"
+    expected_attach_type: AttachType | int = 0
+    attach_to: str = ""
+    attach_btf_id: int = 0
+    flags: int = 0
+    section: str = ""
+    references: list[Reference] = dataclasses.field(default_factory=list)
+    btf: Any = dataclasses.field(default=None, compare=False, repr=False)
+    func_info: bytes = dataclasses.field(default=b"", repr=False)
+    func_info_rec_size: int = 0
+    line_info: bytes = dataclasses.field(default=b"", repr=False)
+    line_info_rec_size: int = 0
+    core_relos: bytes = dataclasses.field(default=b"", repr=False)
+    core_relo_rec_size: int = 0
+
+    def __post_init__(self) -> None:
+        self.type = ProgramType(self.type)
+
+    def insn_bytes(self) -> bytes:
+        """The instructions as bytes (8 per slot, 16 for ld_imm64)."""
+        if isinstance(self.instructions, bytes | bytearray | memoryview):
+            return bytes(self.instructions)
+        return b"".join(i.encode() for i in self.instructions)
+
+    def replace(self, **changes: Any) -> ProgramSpec:
+        return dataclasses.replace(self, **changes)

@@ -243,7 +243,7 @@ class PerCPUCodec:
     exactly ``ncpus`` values, or one value stored on every CPU.
     """
 
-    __slots__ = ("inner", "ncpus", "stride", "size", "what")
+    __slots__ = ("inner", "ncpus", "stride", "size", "what", "_tuple_values")
 
     def __init__(self, inner: Codec, ncpus: int) -> None:
         self.inner = inner
@@ -251,13 +251,18 @@ class PerCPUCodec:
         self.stride = round8(inner.size)
         self.size = self.stride * ncpus
         self.what = inner.what
+        # A struct format of several fields takes one value as a tuple: a list or tuple of
+        # scalars is then that one value, not one value per CPU.
+        t = inner.type
+        st = t if isinstance(t, struct.Struct) else struct.Struct(t) if isinstance(t, str) \
+            else None
+        self._tuple_values = st is not None and len(st.unpack(bytes(st.size))) > 1
 
     def pack_into(self, buf: Buffer, obj: Any, offset: int = 0) -> None:
         """Store one value per CPU (a list of ``ncpus``) or the same value on each CPU."""
         stride, pack = self.stride, self.inner.pack_into
         if isinstance(obj, list | tuple) and not (
-            isinstance(self.inner.type, str | struct.Struct) and obj and
-            not isinstance(obj[0], list | tuple)
+            self._tuple_values and obj and not isinstance(obj[0], list | tuple)
         ):
             if len(obj) != self.ncpus:
                 raise ValueError(f"{self.what}: per-CPU map takes {self.ncpus} values "

@@ -138,3 +138,46 @@ def error_for(code: int, message: str, *, hint: str = "", element: bool = False)
     if cls is NotSupportedError:
         return NotSupportedError(code, message, hint=hint)
     return cls(code, message, hint=hint)
+
+
+class VerifierError(BPFError):
+    """The kernel's verifier refused a program. ``log`` is the whole verifier log.
+
+    ``str()`` shows the reason (the log's last lines) and, when the program carried line
+    info, the C source line the verifier was at.
+    """
+
+    def __init__(self, code: int, message: str, *, log: str, hint: str = "") -> None:
+        super().__init__(code, message, hint=hint)
+        self.log = log
+
+    @property
+    def source_line(self) -> str:
+        """The last ``; source @ file:line`` annotation in the log ('' if none)."""
+        for line in reversed(self.log.splitlines()):
+            if line.startswith("; "):
+                return line[2:].strip()
+        return ""
+
+    @property
+    def reason(self) -> str:
+        """The verifier's last meaningful lines (what it refused and why)."""
+        lines = [ln for ln in self.log.splitlines() if ln.strip()]
+        tail = [ln for ln in lines if not ln.startswith(("processed ", "verification time"))]
+        return "\n".join(tail[-3:])
+
+    def __str__(self) -> str:
+        text = BPFError.__str__(self)
+        parts = [text]
+        if self.source_line:
+            parts.append(f"  at: {self.source_line}")
+        if self.reason:
+            parts.append("  verifier: " + self.reason.replace("\n", "\n            "))
+        return "\n".join(parts)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_make_verifier_error, (self.errno, self.message, self.log, self.hint))
+
+
+def _make_verifier_error(code: int, message: str, log: str, hint: str) -> VerifierError:
+    return VerifierError(code, message, log=log, hint=hint)

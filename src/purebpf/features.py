@@ -9,11 +9,11 @@ from __future__ import annotations
 import errno
 import functools
 
-from ._sys import ops
+from ._sys import ops, progs
 from ._sys.constants import Cmd
 from ._sys.syscall import close_fd
 from .errors import ENOTSUPP, BPFError
-from .types import MapFlags, MapType
+from .types import AttachType, MapFlags, MapType, ProgramType
 
 _UNSUPPORTED = (errno.EINVAL, ENOTSUPP, errno.EOPNOTSUPP)
 
@@ -147,3 +147,35 @@ def _has_flagged_array(flags: int) -> bool:
         return False
     close_fd(fd)
     return True
+
+
+_RET0 = bytes.fromhex("b700000000000000" "9500000000000000")  # r0 = 0; exit
+# Program types that cannot load without an attach target (BTF id or program fd).
+_NEEDS_TARGET = frozenset({ProgramType.TRACING, ProgramType.EXT, ProgramType.LSM,
+                           ProgramType.STRUCT_OPS})
+
+
+# Program types that need an expected attach type (or flags) to load at all.
+_PROG_PROBE: dict[ProgramType, tuple[AttachType, int]] = {
+    ProgramType.CGROUP_SOCK_ADDR: (AttachType.CGROUP_INET4_CONNECT, 0),
+    ProgramType.CGROUP_SOCKOPT: (AttachType.CGROUP_GETSOCKOPT, 0),
+    ProgramType.SK_LOOKUP: (AttachType.SK_LOOKUP, 0),
+    ProgramType.NETFILTER: (AttachType.NETFILTER, 0),
+    ProgramType.SYSCALL: (AttachType.CGROUP_INET_INGRESS, 1 << 4),  # BPF_F_SLEEPABLE
+}
+
+
+@functools.cache
+def has_program_type(prog_type: ProgramType) -> bool:
+    """Can this kernel load programs of ``prog_type``? (Probed with ``r0 = 0; exit``.)"""
+    prog_type = ProgramType(prog_type)
+    if prog_type in _NEEDS_TARGET:
+        return any(has_program_type(t) for t in ProgramType
+                   if t > prog_type and t not in _NEEDS_TARGET)
+    attach, flags = _PROG_PROBE.get(prog_type, (0, 0))
+    res = progs.prog_load(int(prog_type), _RET0, "GPL", expected_attach_type=int(attach),
+                          prog_flags=flags)
+    if res.fd >= 0:
+        close_fd(res.fd)
+        return True
+    return False

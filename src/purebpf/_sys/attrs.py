@@ -124,6 +124,136 @@ class BpfMapInfo(ctypes.Structure):
     ]
 
 
+class ProgLoadAttr(ctypes.Structure):
+    """BPF_PROG_LOAD (up to fd_array_cnt, 6.14; older kernels accept the zero tail)."""
+
+    _fields_ = [
+        ("prog_type", u32),
+        ("insn_cnt", u32),
+        ("insns", u64),
+        ("license", u64),
+        ("log_level", u32),
+        ("log_size", u32),
+        ("log_buf", u64),
+        ("kern_version", u32),
+        ("prog_flags", u32),
+        ("prog_name", ctypes.c_char * 16),
+        ("prog_ifindex", u32),
+        ("expected_attach_type", u32),
+        ("prog_btf_fd", u32),
+        ("func_info_rec_size", u32),
+        ("func_info", u64),
+        ("func_info_cnt", u32),
+        ("line_info_rec_size", u32),
+        ("line_info", u64),
+        ("line_info_cnt", u32),
+        ("attach_btf_id", u32),
+        ("attach_prog_fd", u32),  # union with attach_btf_obj_fd
+        ("core_relo_cnt", u32),
+        ("fd_array", u64),
+        ("core_relos", u64),
+        ("core_relo_rec_size", u32),
+        ("log_true_size", u32),
+        ("prog_token_fd", s32),
+        ("fd_array_cnt", u32),
+    ]
+
+
+class ProgTestRunAttr(ctypes.Structure):
+    """BPF_PROG_TEST_RUN."""
+
+    _fields_ = [
+        ("prog_fd", u32),
+        ("retval", u32),
+        ("data_size_in", u32),
+        ("data_size_out", u32),
+        ("data_in", u64),
+        ("data_out", u64),
+        ("repeat", u32),
+        ("duration", u32),
+        ("ctx_size_in", u32),
+        ("ctx_size_out", u32),
+        ("ctx_in", u64),
+        ("ctx_out", u64),
+        ("flags", u32),
+        ("cpu", u32),
+        ("batch_size", u32),
+    ]
+
+
+class BtfLoadAttr(ctypes.Structure):
+    """BPF_BTF_LOAD."""
+
+    _fields_ = [
+        ("btf", u64),
+        ("btf_log_buf", u64),
+        ("btf_size", u32),
+        ("btf_log_size", u32),
+        ("btf_log_level", u32),
+        ("btf_log_true_size", u32),
+        ("btf_flags", u32),
+        ("btf_token_fd", s32),
+    ]
+
+
+class BpfProgInfo(ctypes.Structure):
+    """struct bpf_prog_info, up to attach_btf_id."""
+
+    _fields_ = [
+        ("type", u32),
+        ("id", u32),
+        ("tag", ctypes.c_uint8 * 8),
+        ("jited_prog_len", u32),
+        ("xlated_prog_len", u32),
+        ("jited_prog_insns", u64),
+        ("xlated_prog_insns", u64),
+        ("load_time", u64),
+        ("created_by_uid", u32),
+        ("nr_map_ids", u32),
+        ("map_ids", u64),
+        ("name", ctypes.c_char * 16),
+        ("ifindex", u32),
+        ("gpl_compatible", u32),  # a 1-bit bitfield in the header
+        ("netns_dev", u64),
+        ("netns_ino", u64),
+        ("nr_jited_ksyms", u32),
+        ("nr_jited_func_lens", u32),
+        ("jited_ksyms", u64),
+        ("jited_func_lens", u64),
+        ("btf_id", u32),
+        ("func_info_rec_size", u32),
+        ("func_info", u64),
+        ("nr_func_info", u32),
+        ("nr_line_info", u32),
+        ("line_info", u64),
+        ("jited_line_info", u64),
+        ("nr_jited_line_info", u32),
+        ("line_info_rec_size", u32),
+        ("jited_line_info_rec_size", u32),
+        ("nr_prog_tags", u32),
+        ("prog_tags", u64),
+        ("run_time_ns", u64),
+        ("run_cnt", u64),
+        ("recursion_misses", u64),
+        ("verified_insns", u32),
+        ("attach_btf_obj_id", u32),
+        ("attach_btf_id", u32),
+    ]
+
+
+class BpfBtfInfo(ctypes.Structure):
+    """struct bpf_btf_info."""
+
+    _fields_ = [
+        ("btf", u64),
+        ("btf_size", u32),
+        ("id", u32),
+        ("name", u64),
+        ("name_len", u32),
+        ("kernel_btf", u32),
+    ]
+
+
 # Sizes as in the uapi header (checked by tests/unit/test_sys_layout.py).
 EXPECTED_SIZES = {
     MapCreateAttr: 80,
@@ -134,4 +264,9 @@ EXPECTED_SIZES = {
     InfoAttr: 16,
     MapFdAttr: 4,
     BpfMapInfo: 88,
+    ProgLoadAttr: 152,
+    ProgTestRunAttr: 80,
+    BtfLoadAttr: 40,
+    BpfProgInfo: 232,
+    BpfBtfInfo: 32,
 }

@@ -86,10 +86,10 @@ class Batch:
     def __init__(self, fd: int, key_size: int, value_size: int, capacity: int,
                  token_size: int) -> None:
         self.capacity = capacity
-        self.keys = ctypes.create_string_buffer(max(key_size * capacity, 1))
-        self.values = ctypes.create_string_buffer(max(value_size * capacity, 1))
-        self.in_token = ctypes.create_string_buffer(max(token_size, 1))
-        self.out_token = ctypes.create_string_buffer(max(token_size, 1))
+        self.keys: Any = ctypes.create_string_buffer(max(key_size * capacity, 1))
+        self.values: Any = ctypes.create_string_buffer(max(value_size * capacity, 1))
+        self.in_token: Any = ctypes.create_string_buffer(max(token_size, 1))
+        self.out_token: Any = ctypes.create_string_buffer(max(token_size, 1))
         self.attr = MapBatchAttr(keys=ctypes.addressof(self.keys),
                                  values=ctypes.addressof(self.values), map_fd=fd)
 

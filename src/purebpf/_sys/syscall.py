@@ -97,9 +97,10 @@ class ElemIO:
         if _NR is None:
             raise _no_syscall()
         call: Any = _syscall_gil if gil else _syscall_nogil
-        self.key = ctypes.create_string_buffer(max(key_size, 1))
-        self.next_key = ctypes.create_string_buffer(max(key_size, 1))
-        self.value = ctypes.create_string_buffer(max(value_size, 1))
+        # Typed Any: ctypes char arrays accept bytes slices, which typeshed does not know.
+        self.key: Any = ctypes.create_string_buffer(max(key_size, 1))
+        self.next_key: Any = ctypes.create_string_buffer(max(key_size, 1))
+        self.value: Any = ctypes.create_string_buffer(max(value_size, 1))
         self.key_addr = ctypes.addressof(self.key)
         self.value_addr = ctypes.addressof(self.value)
         size = ctypes.sizeof(MapElemAttr)
@@ -107,8 +108,11 @@ class ElemIO:
         upd = MapElemAttr(map_fd=fd, key=self.key_addr, value=self.value_addr)
         nxt = MapElemAttr(map_fd=fd, key=self.key_addr, value=ctypes.addressof(self.next_key))
         first = MapElemAttr(map_fd=fd, key=0, value=ctypes.addressof(self.next_key))
+        # BPF_MAP_DELETE_ELEM's last field is key: a non-zero value pointer is EINVAL
+        # (CHECK_ATTR), so delete gets an attr of its own with value left at 0.
+        dele = MapElemAttr(map_fd=fd, key=self.key_addr)
         self._upd = upd
-        self._attrs = (elem, upd, nxt, first)  # the callables below point into these
+        self._attrs = (elem, upd, nxt, first, dele)  # the callables below point into these
 
         def p(cmd: int, attr: ctypes.Structure) -> Callable[[], int]:
             # A ctypes Structure passed without argtypes would be copied by value: pass
@@ -117,7 +121,7 @@ class ElemIO:
                                      size)
 
         self.lookup = p(C.Cmd.BPF_MAP_LOOKUP_ELEM, elem)
-        self.delete = p(C.Cmd.BPF_MAP_DELETE_ELEM, elem)
+        self.delete = p(C.Cmd.BPF_MAP_DELETE_ELEM, dele)
         self.lookup_and_delete = p(C.Cmd.BPF_MAP_LOOKUP_AND_DELETE_ELEM, elem)
         self.update_any = p(C.Cmd.BPF_MAP_UPDATE_ELEM, elem)
         self._upd_call = p(C.Cmd.BPF_MAP_UPDATE_ELEM, upd)

@@ -1,0 +1,87 @@
+"""KernelObject: the fd-owning base of Map, Program and BTF handles."""
+
+from __future__ import annotations
+
+import errno
+import os
+import warnings
+import weakref
+from typing import Any
+
+from ._sys import ops
+from ._sys.syscall import close_fd
+from .errors import BPFError, ClosedError, InvalidArgumentError, error_for
+
+
+def _warn_unclosed(fd: int, desc: str) -> None:
+    close_fd(fd)
+    warnings.warn(f"unclosed {desc} (fd {fd}); close it or use 'with'", ResourceWarning,
+                  stacklevel=2)
+
+
+class KernelObject:
+    """Owns exactly one fd. ``close()`` is idempotent, ``with`` closes, and an object that is
+    garbage-collected while open is closed with a ``ResourceWarning`` (unless ``quiet``:
+    objects purebpf opened on the caller's behalf, such as inner maps from a lookup)."""
+
+    _desc: str
+
+    def _own(self, fd: int, desc: str, quiet: bool) -> None:
+        self._fd = fd
+        self._desc = desc
+        self._pin_path: str | None = None
+        self._finalizer = (weakref.finalize(self, close_fd, fd) if quiet else
+                           weakref.finalize(self, _warn_unclosed, fd, desc))
+
+    @property
+    def fd(self) -> int:
+        """The file descriptor (raises ClosedError after close())."""
+        if self._fd < 0:
+            raise ClosedError(errno.EBADF, f"{self._desc} is closed")
+        return self._fd
+
+    @property
+    def closed(self) -> bool:
+        return self._fd < 0
+
+    def _release(self) -> None:
+        """Hook for subclasses: drop what points at the fd before it is closed."""
+
+    def close(self) -> None:
+        """Close the fd (idempotent). The kernel object lives on while pinned or referenced."""
+        if self._fd < 0:
+            return
+        self._finalizer.detach()
+        self._release()
+        fd, self._fd = self._fd, -1
+        close_fd(fd)
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def pin(self, path: str | os.PathLike[str]) -> None:
+        """Pin at ``path`` in a bpffs (BPF_OBJ_PIN); the object then outlives this process."""
+        p = os.fspath(path)
+        try:
+            ops.obj_pin(self.fd, p)
+        except BPFError as exc:
+            hint = ""
+            if exc.errno in (errno.EPERM, errno.EINVAL, errno.ENOENT):
+                hint = (f"is {os.path.dirname(p) or '.'} in a mounted bpffs "
+                        "(mount -t bpf bpf /sys/fs/bpf)?")
+            raise error_for(exc.errno, f"pin {self._desc} at {p!r}: {exc.strerror}",
+                            hint=hint) from None
+        self._pin_path = p
+
+    def unpin(self, path: str | os.PathLike[str] | None = None) -> None:
+        """Remove the pin made by :meth:`pin` (or the one at ``path``)."""
+        p = os.fspath(path) if path is not None else self._pin_path
+        if p is None:
+            raise InvalidArgumentError(errno.EINVAL, f"unpin {self._desc}: it was not pinned "
+                                       "by this object; pass the path")
+        os.unlink(p)
+        if p == self._pin_path:
+            self._pin_path = None

@@ -1,0 +1,265 @@
+"""Program: a loaded BPF program that owns one fd; loading, verifier errors, test runs."""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import os
+import struct
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from ._map import Map
+from ._object import KernelObject
+from ._spec import ProgramSpec
+from ._sys import ops, progs
+from .errors import (BPFError, InvalidArgumentError, NotSupportedError, VerifierError,
+                     error_for)
+from .types import ProgramType
+
+_LOG_START = 1 << 20
+_LOG_MAX = 1 << 30  # the kernel caps log_size at UINT32_MAX >> 2
+_PSEUDO_MAP_FD = 1
+_PSEUDO_MAP_VALUE = 2
+_LD_IMM64 = 0x18
+
+
+@dataclasses.dataclass(frozen=True)
+class ProgramInfo:
+    """What the kernel reports about a program (BPF_OBJ_GET_INFO_BY_FD)."""
+
+    id: int
+    type: ProgramType | int
+    name: str
+    tag: str
+    map_ids: tuple[int, ...]
+    btf_id: int
+    xlated_size: int
+    jited_size: int
+    verified_insns: int
+    run_time_ns: int
+    run_count: int
+
+
+@dataclasses.dataclass(frozen=True)
+class TestRun:
+    """Result of :meth:`Program.test_run`: return value, output packet/context, ns per run."""
+
+    retval: int
+    data: bytes
+    duration_ns: int
+    ctx: bytes = b""
+
+
+def patch_references(spec: ProgramSpec, maps: Mapping[str, Map]) -> bytes:
+    """The program's instructions with every ld_imm64 reference pointing at its map's fd."""
+    insns = bytearray(spec.insn_bytes())
+    for ref in spec.references:
+        at = ref.index * 8
+        if at + 16 > len(insns) or insns[at] != _LD_IMM64:
+            raise InvalidArgumentError(
+                errno.EINVAL, f"load program {spec.name!r}: reference to {ref.target!r} at "
+                f"instruction {ref.index} is not an ld_imm64")
+        target = maps.get(ref.target)
+        if target is None:
+            raise InvalidArgumentError(
+                errno.EINVAL, f"load program {spec.name!r}: instruction {ref.index} uses map "
+                f"{ref.target!r}, which was not given", hint=f"known maps: {sorted(maps)}")
+        src = _PSEUDO_MAP_FD if ref.kind == "map" else _PSEUDO_MAP_VALUE
+        insns[at + 1] = (insns[at + 1] & 0x0F) | (src << 4)
+        struct.pack_into("<i", insns, at + 4, target.fd)
+        struct.pack_into("<i", insns, at + 12, ref.offset if ref.kind != "map" else 0)
+    return bytes(insns)
+
+
+class Program(KernelObject):
+    """A loaded BPF program. Load with :meth:`load`; open with :meth:`from_id`/`from_pin`."""
+
+    def __init__(self, fd: int, info: ProgramInfo, spec: ProgramSpec | None = None, *,
+                 quiet: bool = False) -> None:
+        self.spec = spec
+        self._info = info
+        tname = getattr(info.type, "name", str(info.type))
+        self._own(fd, f"program {info.name!r} ({tname} id={info.id})", quiet)
+
+    @classmethod
+    def load(cls, spec: ProgramSpec, maps: Mapping[str, Map] | None = None, *,
+             btf_fd: int = 0, log_level: int = 0) -> Program:
+        """Load ``spec`` (BPF_PROG_LOAD), resolving its map references against ``maps``.
+
+        On refusal raises :class:`VerifierError` with the whole verifier log (purebpf loads
+        once without a log, as that is faster, and again with one to explain a failure).
+        ``log_level`` > 0 keeps the log of a successful load in ``program.log``.
+        """
+        insns = patch_references(spec, maps or {})
+        if not insns or len(insns) % 8:
+            raise InvalidArgumentError(errno.EINVAL, f"load program {spec.name!r}: "
+                                       f"{len(insns)} bytes is not a whole number of "
+                                       "instructions")
+        attach_btf_id = spec.attach_btf_id
+        if spec.attach_to and not attach_btf_id:
+            attach_btf_id = _resolve_attach(spec)
+        kw: dict[str, Any] = dict(
+            name=spec.name, expected_attach_type=int(spec.expected_attach_type),
+            prog_flags=spec.flags, btf_fd=btf_fd if spec.func_info or spec.line_info or
+            spec.core_relos else 0, attach_btf_id=attach_btf_id)
+        if kw["btf_fd"]:
+            kw.update(func_info=spec.func_info, func_info_rec_size=spec.func_info_rec_size,
+                      line_info=spec.line_info, line_info_rec_size=spec.line_info_rec_size,
+                      core_relos=spec.core_relos, core_relo_rec_size=spec.core_relo_rec_size)
+        size = _LOG_START if log_level else 0
+        res = progs.prog_load(int(spec.type), insns, spec.license, log_level=log_level,
+                              log_size=size, **kw)
+        while res.fd < 0 and res.fd != -errno.EPERM:
+            # Refused: load again with a verifier log, growing it until the log fits.
+            size = max(size, _LOG_START)
+            res2 = progs.prog_load(int(spec.type), insns, spec.license,
+                                   log_level=max(log_level, 1), log_size=size, **kw)
+            if res2.fd == -errno.ENOSPC and size < _LOG_MAX:
+                size = min(max(size * 4, res2.log_true_size + 1), _LOG_MAX)
+                continue
+            res = res2
+            break
+        if res.fd < 0:
+            raise _load_error(spec, -res.fd, res.log)
+        try:
+            prog = cls(res.fd, _prog_info(res.fd), spec)
+        except BaseException:
+            os.close(res.fd)
+            raise
+        prog.log = res.log
+        return prog
+
+    log: str = ""
+
+    @classmethod
+    def _adopt(cls, fd: int, *, quiet: bool = False) -> Program:
+        try:
+            return cls(fd, _prog_info(fd), quiet=quiet)
+        except BaseException:
+            os.close(fd)
+            raise
+
+    @classmethod
+    def from_id(cls, prog_id: int) -> Program:
+        """Open the program with kernel id ``prog_id`` (needs CAP_SYS_ADMIN)."""
+        try:
+            fd = progs.fd_by_id("prog", prog_id)
+        except BPFError as exc:
+            raise error_for(exc.errno, f"open program id {prog_id}: "
+                            + ("no such program" if exc.errno == errno.ENOENT
+                               else str(exc.strerror))) from None
+        return cls._adopt(fd)
+
+    @classmethod
+    def from_pin(cls, path: str | os.PathLike[str]) -> Program:
+        """Open the program pinned at ``path``."""
+        p = os.fspath(path)
+        try:
+            fd = ops.obj_get(p)
+        except BPFError as exc:
+            raise error_for(exc.errno, f"open pinned program {p!r}: {exc.strerror}") from None
+        return cls._adopt(fd)
+
+    @classmethod
+    def from_fd(cls, fd: int) -> Program:
+        """Wrap a duplicate of ``fd`` (the caller keeps its own)."""
+        return cls._adopt(ops.dup(fd))
+
+    @staticmethod
+    def ids() -> Iterator[int]:
+        """Every program id in the system, ascending."""
+        cur = 0
+        while (nxt := progs.next_id("prog", cur)) is not None:
+            yield nxt
+            cur = nxt
+
+    @property
+    def id(self) -> int:
+        return self._info.id
+
+    @property
+    def name(self) -> str:
+        return self._info.name
+
+    @property
+    def type(self) -> ProgramType | int:
+        return self._info.type
+
+    def info(self) -> ProgramInfo:
+        """Fresh kernel info for this program."""
+        self._info = _prog_info(self.fd)
+        return self._info
+
+    def xlated(self) -> bytes:
+        """The instructions as the kernel rewrote them (for disassembly)."""
+        return progs.prog_xlated(self.fd, self._info.xlated_size)
+
+    def test_run(self, data: bytes = b"", ctx: bytes | None = None, repeat: int = 1, *,
+                 data_out_size: int | None = None) -> TestRun:
+        """Run the program in the kernel on ``data`` (BPF_PROG_TEST_RUN).
+
+        Returns the return value, the output data (the packet after the program ran) and the
+        mean duration per run in ns. Supported for the program types the kernel can test
+        (socket filters, XDP, tc, cgroup_skb, flow dissector, raw tracepoints, syscall, ...).
+        """
+        if repeat < 1:
+            raise InvalidArgumentError(errno.EINVAL, f"test_run {self._desc}: repeat must be "
+                                       f">= 1, got {repeat}")
+        try:
+            r = progs.prog_test_run(self.fd, bytes(data), ctx, repeat=repeat,
+                                    data_out_size=data_out_size)
+        except BPFError as exc:
+            hint = ""
+            if exc.errno in (errno.EINVAL, errno.ENOTSUP, 524):
+                hint = ("the kernel cannot test-run this program type with this input; "
+                        "packet programs need at least an Ethernet header (14 bytes)")
+            raise error_for(exc.errno, f"test_run {self._desc}: {exc.strerror}",
+                            hint=hint) from None
+        return TestRun(r.retval, r.data, r.duration_ns, r.ctx)
+
+    def __repr__(self) -> str:
+        tname = getattr(self.type, "name", str(self.type))
+        state = f"fd={self._fd}" if self._fd >= 0 else "closed"
+        return f"<Program {tname} {self.name!r} id={self.id} {state}>"
+
+
+def _prog_info(fd: int) -> ProgramInfo:
+    i, map_ids = progs.prog_info(fd)
+    try:
+        ptype: ProgramType | int = ProgramType(i.type)
+    except ValueError:
+        ptype = i.type
+    return ProgramInfo(id=i.id, type=ptype, name=i.name.decode(errors="replace"),
+                       tag=bytes(i.tag).hex(), map_ids=tuple(map_ids), btf_id=i.btf_id,
+                       xlated_size=i.xlated_prog_len, jited_size=i.jited_prog_len,
+                       verified_insns=i.verified_insns, run_time_ns=i.run_time_ns,
+                       run_count=i.run_cnt)
+
+
+def _resolve_attach(spec: ProgramSpec) -> int:
+    """The vmlinux BTF id of the function or tracepoint a tracing/LSM program attaches to."""
+    from .btf.kernel import attach_btf_id
+
+    return attach_btf_id(spec.type, spec.attach_to, int(spec.expected_attach_type))
+
+
+def _load_error(spec: ProgramSpec, code: int, log: str) -> BPFError:
+    what = f"load program {spec.name!r} ({spec.type.name})"
+    if code == errno.EPERM:
+        return error_for(code, f"{what}: not permitted")
+    if log.strip():
+        hint = ""
+        if "cannot pass map_type 12 into func" in log or "cannot pass map_type 13 into func" \
+                in log:
+            hint = ("programs may only look up in an outer map (ARRAY_OF_MAPS/HASH_OF_MAPS); "
+                    "update and delete its slots from user space")
+        return VerifierError(code, f"{what}: the verifier refused it", log=log, hint=hint)
+    if code in (errno.EINVAL, 524, errno.EOPNOTSUPP):
+        from . import features
+
+        if not features.has_program_type(spec.type):
+            return NotSupportedError(code, f"{what}: this kernel does not support program "
+                                     f"type {spec.type.name}",
+                                     feature=f"program type {spec.type.name}")
+    return error_for(code, f"{what}: {os.strerror(code)} (no verifier log)")
