@@ -4,6 +4,9 @@ Start with :class:`MapSpec` and :meth:`Map.create`; see README.md and docs/.
 """
 
 from . import features as features
+from ._collection import Collection as Collection
+from ._collection import Variable as Variable
+from ._collection import load as load
 from ._map import Map as Map
 from ._map import MapInfo as MapInfo
 from ._map import MmapArray as MmapArray
@@ -11,9 +14,11 @@ from ._mapofmaps import MapOfMaps as MapOfMaps
 from ._program import Program as Program
 from ._program import ProgramInfo as ProgramInfo
 from ._program import TestRun as TestRun
+from ._spec import CollectionSpec as CollectionSpec
 from ._spec import MapSpec as MapSpec
 from ._spec import ProgramSpec as ProgramSpec
 from ._spec import Reference as Reference
+from ._spec import VariableSpec as VariableSpec
 from .errors import BPFError as BPFError
 from .errors import BPFPermissionError as BPFPermissionError
 from .errors import ClosedError as ClosedError
@@ -39,4 +44,5 @@ __all__ = [
     "Map", "MapFlags", "MapInfo", "MapFullError", "MapOfMaps", "MapSpec", "MapType",
     "MmapArray", "NotSupportedError", "UpdateFlags", "features", "AttachType", "Program",
     "ProgramInfo", "ProgramSpec", "ProgramType", "Reference", "TestRun", "VerifierError",
+    "Collection", "CollectionSpec", "Variable", "VariableSpec", "load",
 ]

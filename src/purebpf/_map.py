@@ -140,10 +140,22 @@ class Map:
         return cls._create_plain(spec)
 
     @classmethod
-    def _create_plain(cls, spec: MapSpec, *, inner_map_fd: int = 0) -> Map:
-        btf_fd = key_id = value_id = 0
-        if spec.btf is not None and not spec.type.is_map_in_map:
-            btf_fd, key_id, value_id = spec.btf.fd, spec.btf_key_type_id, spec.btf_value_type_id
+    def _create_spec(cls, spec: MapSpec, *, btf_fd: int = 0) -> Map:
+        """Create with the BTF object ``btf_fd`` describing key and value (loader use)."""
+        from ._mapofmaps import create_outer
+
+        if spec.type.is_map_in_map:
+            return create_outer(spec, None, btf_fd=btf_fd)
+        spec.check()
+        return cls._create_plain(spec, btf_fd=btf_fd)
+
+    @classmethod
+    def _create_plain(cls, spec: MapSpec, *, inner_map_fd: int = 0, btf_fd: int = 0) -> Map:
+        key_id = value_id = 0
+        if btf_fd and spec.btf_value_type_id and not spec.type.is_map_in_map:
+            key_id, value_id = spec.btf_key_type_id, spec.btf_value_type_id
+        else:
+            btf_fd = 0  # outer maps refuse key/value BTF (ENOTSUPP)
         try:
             fd = ops.map_create(int(spec.type), spec.key_size, spec.value_size, spec.max_entries,
                                 int(spec.flags), inner_map_fd=inner_map_fd,

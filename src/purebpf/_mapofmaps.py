@@ -51,7 +51,7 @@ def open_inner(map_id: int, like: MapSpec | None = None) -> Map:
     return m
 
 
-def create_outer(spec: MapSpec, inner_map: Map | None) -> MapOfMaps:
+def create_outer(spec: MapSpec, inner_map: Map | None, *, btf_fd: int = 0) -> MapOfMaps:
     """Create an outer map; the template is ``inner_map`` or a temporary map from spec.inner."""
     what = f"create {spec.describe()}"
     if inner_map is not None:
@@ -67,7 +67,7 @@ def create_outer(spec: MapSpec, inner_map: Map | None) -> MapOfMaps:
     with contextlib.ExitStack() as stack:
         if inner_map is None:
             try:
-                tmpl = Map.create(spec.inner.replace(name=spec.inner.name or ""))
+                tmpl = Map._create_spec(spec.inner, btf_fd=btf_fd)
             except BPFError as exc:
                 exc.message = f"{what}: inner-map template: {exc.message}"
                 raise

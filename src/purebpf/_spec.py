@@ -63,6 +63,7 @@ class MapSpec:
     key_type: Any = None
     value_type: Any = None
     pinning: int = 0
+    contents: list[tuple[Any, Any]] = dataclasses.field(default_factory=list)
     btf: Any = dataclasses.field(default=None, compare=False, repr=False)
     btf_key_type_id: int = dataclasses.field(default=0, compare=False, repr=False)
     btf_value_type_id: int = dataclasses.field(default=0, compare=False, repr=False)
@@ -302,3 +303,59 @@ class ProgramSpec:
 
     def replace(self, **changes: Any) -> ProgramSpec:
         return dataclasses.replace(self, **changes)
+
+
+@dataclasses.dataclass
+class VariableSpec:
+    """A global variable of a BPF object: ``size`` bytes at ``offset`` in a data map.
+
+    ``value`` is the initial content; change it before loading (``.rodata`` constants are a
+    program's load-time configuration: the verifier sees their final values).
+    """
+
+    name: str
+    map: str
+    offset: int
+    size: int
+    value: bytes
+    readonly: bool = False
+    type_id: int = 0
+
+    def set(self, value: int | bytes) -> None:
+        """Set the initial value: an int (native byte order) or bytes of ``size``."""
+        if isinstance(value, int):
+            import sys
+
+            value = value.to_bytes(self.size, sys.byteorder, signed=value < 0)
+        if len(value) != self.size:
+            raise InvalidArgumentError(errno.EINVAL, f"variable {self.name!r} is {self.size} "
+                                       f"bytes, got {len(value)}")
+        self.value = bytes(value)
+
+    def get(self) -> int:
+        """The initial value as an unsigned int."""
+        import sys
+
+        return int.from_bytes(self.value, sys.byteorder)
+
+
+@dataclasses.dataclass
+class CollectionSpec:
+    """Maps, programs and global variables of one BPF object, before loading.
+
+    Everything is editable: change map sizes, variables (``.rodata`` configuration), or drop
+    programs, then :meth:`purebpf.Collection.load` it.
+    """
+
+    name: str
+    maps: dict[str, MapSpec] = dataclasses.field(default_factory=dict)
+    programs: dict[str, ProgramSpec] = dataclasses.field(default_factory=dict)
+    variables: dict[str, VariableSpec] = dataclasses.field(default_factory=dict)
+    btf: Any = dataclasses.field(default=None, repr=False)
+
+    @classmethod
+    def from_file(cls, path: Any) -> CollectionSpec:
+        """Read a clang-compiled BPF object (``clang -O2 -g -target bpf -c x.c``). No syscalls."""
+        from .elf import read_collection
+
+        return read_collection(path)

@@ -1,0 +1,253 @@
+"""Collection: the live maps, programs and variables of one BPF object.
+
+Loading order: BTF, plain maps (inner maps first, as C declares them), global-data maps,
+outer maps (their templates come from the declaration), the declared slots of outer maps
+(one batch per outer map: one RCU grace period, not one per slot), programs, then program
+array slots. Any failure closes everything created so far: no fd and no kernel object stays.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import sys
+
+from . import features
+from ._map import Map
+from ._mapofmaps import MapOfMaps
+from ._program import Program
+from ._spec import CollectionSpec, MapSpec, Template, VariableSpec
+from .errors import BPFError, InnerMapMismatchError, InvalidArgumentError
+from .types import MapFlags, MapType
+
+DEFAULT_PIN_ROOT = "/sys/fs/bpf"
+
+
+class Variable:
+    """A global variable of a loaded object, read and written in its data map."""
+
+    def __init__(self, spec: VariableSpec, data_map: Map) -> None:
+        self.name = spec.name
+        self.size = spec.size
+        self.offset = spec.offset
+        self.readonly = spec.readonly
+        self._map = data_map
+
+    @property
+    def raw(self) -> bytes:
+        """The variable's bytes as the program sees them now."""
+        value: bytes = self._map[0]
+        return value[self.offset:self.offset + self.size]
+
+    def get(self) -> int:
+        """The value as an unsigned int."""
+        return int.from_bytes(self.raw, sys.byteorder)
+
+    def set(self, value: int | bytes) -> None:
+        """Write the variable (not for ``.rodata`` constants, which are frozen at load)."""
+        if self.readonly:
+            raise InvalidArgumentError(errno.EPERM, f"variable {self.name!r} is in .rodata: "
+                                       "set it in the CollectionSpec before loading")
+        if isinstance(value, int):
+            value = value.to_bytes(self.size, sys.byteorder, signed=value < 0)
+        if len(value) != self.size:
+            raise InvalidArgumentError(errno.EINVAL, f"variable {self.name!r} is {self.size} "
+                                       f"bytes, got {len(value)}")
+        whole = bytearray(self._map[0])
+        whole[self.offset:self.offset + self.size] = value
+        self._map[0] = bytes(whole)
+
+    def __repr__(self) -> str:
+        return f"<Variable {self.name!r} size={self.size} value={self.get()}>"
+
+
+class Collection:
+    """Live maps, programs and variables loaded from one object (or CollectionSpec)."""
+
+    def __init__(self, maps: dict[str, Map], programs: dict[str, Program],
+                 variables: dict[str, Variable], spec: CollectionSpec) -> None:
+        self.maps = maps
+        self.programs = programs
+        self.variables = variables
+        self.spec = spec
+
+    @classmethod
+    def load(cls, source: CollectionSpec | str | os.PathLike[str],
+             pin_root: str | os.PathLike[str] | None = None) -> Collection:
+        """Load a BPF object file or a CollectionSpec into the kernel.
+
+        Maps with ``pinning`` (LIBBPF_PIN_BY_NAME) are reused from ``pin_root`` (default
+        /sys/fs/bpf) when a compatible map is pinned there, refused when an incompatible one
+        is, and pinned there after creation otherwise.
+        """
+        spec = source if isinstance(source, CollectionSpec) else \
+            CollectionSpec.from_file(source)
+        root = os.fspath(pin_root) if pin_root is not None else DEFAULT_PIN_ROOT
+        with contextlib.ExitStack() as stack:
+            loader = _Loader(spec, root, stack)
+            coll = loader.run()
+            stack.pop_all()
+            return coll
+
+    def close(self) -> None:
+        """Close every program and map fd (pinned maps stay in the kernel)."""
+        for p in self.programs.values():
+            p.close()
+        for m in self.maps.values():
+            m.close()
+
+    def __enter__(self) -> Collection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"<Collection {self.spec.name!r} maps={sorted(self.maps)} "
+                f"programs={sorted(self.programs)}>")
+
+
+class _Loader:
+    def __init__(self, spec: CollectionSpec, pin_root: str, stack: contextlib.ExitStack) -> None:
+        self.spec = spec
+        self.pin_root = pin_root
+        self.stack = stack
+        self.maps: dict[str, Map] = {}
+        self.reused: set[str] = set()  # pinned maps taken over as they are
+        self.btf_fd = 0
+
+    def run(self) -> Collection:
+        self._load_btf()
+        order = sorted(self.spec.maps.items(), key=lambda kv: kv[1].type.is_map_in_map)
+        for name, ms in order:
+            self._map(name, ms)
+        programs: dict[str, Program] = {}
+        for name, ps in self.spec.programs.items():
+            prog = Program.load(ps, self.maps, btf_fd=self.btf_fd)
+            self.stack.callback(prog.close)
+            programs[name] = prog
+        for name, ms in self.spec.maps.items():
+            if ms.type == MapType.PROG_ARRAY and ms.contents and not self._reused(name):
+                self._fill_prog_array(name, ms, programs)
+        variables = {n: Variable(v, self.maps[v.map]) for n, v in self.spec.variables.items()
+                     if v.map in self.maps}
+        return Collection(dict(self.maps), programs, variables, self.spec)
+
+    def _reused(self, name: str) -> bool:
+        return name in self.reused
+
+    def _load_btf(self) -> None:
+        if self.spec.btf is None:
+            return
+        from .btf.handle import BTFHandle
+
+        try:
+            handle = BTFHandle.load(self.spec.btf)
+        except BPFError:
+            return  # maps and programs load without BTF (no typed map info, no line info)
+        self.stack.callback(handle.close)
+        self.btf_fd = handle.fd
+
+    def _create(self, name: str, ms: MapSpec) -> Map:
+        btf_fd = self.btf_fd if ms.btf is not None else 0
+        try:
+            m = Map._create_spec(ms, btf_fd=btf_fd)
+        except BPFError:
+            if not btf_fd:
+                raise
+            m = Map._create_spec(ms, btf_fd=0)  # the kernel refused the BTF: do without
+        self.stack.callback(m.close)
+        return m
+
+    def _map(self, name: str, ms: MapSpec) -> None:
+        path = os.path.join(self.pin_root, name) if ms.pinning else None
+        if path is not None and os.path.exists(path):
+            self.maps[name] = self._reuse(name, ms, path)
+            self.reused.add(name)
+            return
+        if ms.contents and not ms.type.is_map_in_map and ms.type != MapType.PROG_ARRAY and \
+                name in self._data_maps():
+            m = self._data_map(name, ms)
+        else:
+            m = self._create(name, ms)
+        self.maps[name] = m
+        if isinstance(m, MapOfMaps) and ms.contents:
+            keys = [k for k, _ in ms.contents]
+            inners = [self._inner(name, target) for _, target in ms.contents]
+            m.update_batch(keys, inners)
+        if path is not None:
+            m.pin(path)
+            self.stack.callback(_unlink_quietly, path)
+
+    def _data_maps(self) -> set[str]:
+        return {v.map for v in self.spec.variables.values()} | {
+            n for n, ms in self.spec.maps.items()
+            if ms.contents and isinstance(ms.contents[0][1], bytes)}
+
+    def _data_map(self, name: str, ms: MapSpec) -> Map:
+        body = bytearray(ms.contents[0][1])
+        for v in self.spec.variables.values():
+            if v.map == name:
+                body[v.offset:v.offset + v.size] = v.value
+        spec = ms
+        if features.has_mmapable_array():
+            spec = ms.replace(flags=ms.flags | MapFlags.MMAPABLE)
+        m = self._create(name, spec)
+        m[0] = bytes(body)
+        if ms.flags & MapFlags.RDONLY_PROG or name.endswith(".rodata") or ".rodata" in name:
+            m.freeze()
+        return m
+
+    def _inner(self, outer: str, target: str) -> Map:
+        m = self.maps.get(target)
+        if m is None:
+            raise InvalidArgumentError(errno.EINVAL, f"load map {outer!r}: its initial value "
+                                       f"{target!r} is not a map of this object")
+        return m
+
+    def _reuse(self, name: str, ms: MapSpec, path: str) -> Map:
+        m = Map.from_pin(path)
+        self.stack.callback(m.close)
+        what = f"reuse pinned map {name!r} at {path!r}"
+        want = Template.of(ms)
+        got = m._info.template
+        for field in ("type", "key_size", "value_size", "max_entries", "map_flags"):
+            if getattr(want, field) != getattr(got, field):
+                raise InnerMapMismatchError(
+                    f"{what}: {field} {getattr(got, field)} != declared "
+                    f"{getattr(want, field)}", field=field, expected=getattr(want, field),
+                    actual=getattr(got, field),
+                    hint=f"remove the stale pin (rm {path}) or change the declaration")
+        if isinstance(m, MapOfMaps) and ms.inner is not None:
+            pinned = m.template
+            if pinned is not None:
+                err = Template.of(ms.inner).diff(pinned, f"{what}: inner template")
+                if err is not None:
+                    raise InnerMapMismatchError(
+                        f"{what}: the pinned map's inner maps do not match the declared inner "
+                        f"template: {err.field} {err.expected} declared, "
+                        f"{err.actual} pinned", field=f"inner.{err.field}",
+                        expected=err.expected, actual=err.actual,
+                        hint=f"remove the stale pin (rm {path}) or change the declaration")
+        return m
+
+    def _fill_prog_array(self, name: str, ms: MapSpec, programs: dict[str, Program]) -> None:
+        m = self.maps[name]
+        for slot, target in ms.contents:
+            prog = programs.get(target)
+            if prog is None:
+                raise InvalidArgumentError(errno.EINVAL, f"load map {name!r}: slot [{slot}] "
+                                           f"names program {target!r}, which was not loaded")
+            m[slot] = prog.fd.to_bytes(4, sys.byteorder)
+
+
+def _unlink_quietly(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+def load(path: str | os.PathLike[str], pin_root: str | os.PathLike[str] | None = None
+         ) -> Collection:
+    """Load a BPF object file: ``coll = purebpf.load("prog.o")``."""
+    return Collection.load(path, pin_root=pin_root)

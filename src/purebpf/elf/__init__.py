@@ -1,0 +1,132 @@
+"""Relocatable BPF ELF objects -> CollectionSpec. Pure: no syscalls."""
+
+from __future__ import annotations
+
+import errno
+import os
+from typing import Any
+
+from .. import btf as B
+from .._spec import CollectionSpec, MapSpec, VariableSpec
+from ..btf.ext import parse_ext
+from ..errors import InvalidArgumentError, NotSupportedError
+from ..types import MapFlags, MapType
+from .link import ExtInfo, Linker
+from .maps import data_map_name, read_maps
+from .reader import ElfObject, Section, read_elf
+
+__all__ = ["read_collection", "read_elf", "ElfObject"]
+
+
+def _is_data(sec: Section) -> bool:
+    n = sec.name
+    return (n in (".data", ".rodata", ".bss") or n.startswith((".data.", ".rodata.", ".bss.")))
+
+
+def read_collection(source: str | os.PathLike[str] | bytes, name: str | None = None
+                    ) -> CollectionSpec:
+    """Parse a BPF object into maps, programs and variables, ready to edit and load."""
+    obj = read_elf(source, name)
+    spec = _btf(obj)
+    maps: dict[str, MapSpec] = {}
+    maps_sec = obj.section(".maps")
+    if obj.section("maps") is not None:
+        raise NotSupportedError(errno.EOPNOTSUPP, f"read {obj.name}: legacy 'maps' section "
+                                "(struct bpf_map_def) is not supported",
+                                feature="legacy maps section",
+                                hint="declare maps in SEC(\".maps\") with __uint/__type")
+    if maps_sec is not None:
+        if spec is None:
+            raise InvalidArgumentError(errno.EINVAL, f"read {obj.name}: .maps needs BTF",
+                                       hint="compile with clang -g")
+        maps = read_maps(obj, spec, maps_sec)
+    variables: dict[str, VariableSpec] = {}
+    data_maps: dict[int, str] = {}
+    for sec in obj.sections:
+        if not _is_data(sec) or sec.size == 0:
+            continue
+        mname = data_map_name(obj.name, sec.name)
+        if mname in maps:
+            raise InvalidArgumentError(errno.EINVAL, f"read {obj.name}: map name {mname!r} "
+                                       "is used twice")
+        readonly = sec.name.startswith(".rodata")
+        body = sec.data if sec.type != "SHT_NOBITS" else bytes(sec.size)
+        ms = MapSpec(MapType.ARRAY, key_size=4, value_size=sec.size, max_entries=1,
+                     flags=MapFlags.RDONLY_PROG if readonly else MapFlags(0), name=mname,
+                     contents=[(0, body)])
+        ds_id = _datasec_id(spec, sec.name)
+        if ds_id:
+            ms.btf, ms.btf_key_type_id, ms.btf_value_type_id = spec, 0, ds_id
+        maps[mname] = ms
+        data_maps[sec.index] = mname
+        for sym in obj.symbols_in(sec.index):
+            if sym.type == "STT_OBJECT" and sym.name and sym.bind != "STB_LOCAL" or (
+                    sym.type == "STT_OBJECT" and sym.name):
+                variables[sym.name] = VariableSpec(sym.name, mname, sym.value, sym.size,
+                                                   body[sym.value:sym.value + sym.size],
+                                                   readonly)
+
+    def resolve(tsec: Section, sym_name: str, sym_value: int, imm: int
+                ) -> tuple[str, str, int] | None:
+        if maps_sec is not None and tsec.index == maps_sec.index:
+            if sym_name in maps:
+                return ("map", sym_name, 0)
+            return None
+        if tsec.index in data_maps:
+            return ("map_value", data_maps[tsec.index], sym_value + imm)
+        return None
+
+    programs = Linker(obj, resolve, _ext(obj, spec)).programs()
+    if spec is not None:
+        for p in programs.values():
+            p.btf = spec
+    return CollectionSpec(obj.name, maps, programs, variables, spec)
+
+
+def _btf(obj: ElfObject) -> B.Spec | None:
+    sec = obj.section(".BTF")
+    if sec is None:
+        return None
+    spec = B.parse(sec.data)
+    sizes = {s.name: s.size for s in obj.sections if _is_data(s) or s.name == ".maps"}
+    offsets = {sym.name: sym.value for sym in obj.symbols
+               if sym.type == "STT_OBJECT" and sym.section and
+               obj.sections[sym.section].name in sizes}
+    B.fixup_datasecs(spec, sizes, offsets)
+    return spec
+
+
+def _datasec_id(spec: B.Spec | None, name: str) -> int:
+    if spec is None:
+        return 0
+    for tid, t in spec.items():
+        if isinstance(t, B.Datasec) and t.name == name:
+            return tid
+    return 0
+
+
+def _ext(obj: ElfObject, spec: B.Spec | None) -> dict[str, ExtInfo]:
+    sec = obj.section(".BTF.ext")
+    if sec is None or spec is None:
+        return {}
+    ext = parse_ext(sec.data, spec)
+    assert spec.strings is not None
+    index = spec.strings.index()
+    out: dict[str, ExtInfo] = {}
+
+    def off(s: str) -> int:
+        return index.get(s, 0)
+
+    def get(name: str) -> ExtInfo:
+        return out.setdefault(name, ExtInfo())
+
+    for name, fis in ext.func_info.items():
+        get(name).func_info = [(f.insn_off, f.type) for f in fis]
+    for name, lis in ext.line_info.items():
+        get(name).line_info = [(li.insn_off, off(li.file_name), off(li.line),
+                                (li.line_num << 10) | li.column) for li in lis]
+    for name, crs in ext.core_relos.items():
+        get(name).core_relos = [(c.insn_off, c.type, off(c.access), int(c.kind)) for c in crs]
+    return out
+
+

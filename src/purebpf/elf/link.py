@@ -1,0 +1,221 @@
+"""Turn the functions of an ELF object into loadable programs.
+
+Each function in a program section becomes a program; the subprograms it calls (static and
+global functions in ``.text``, and callbacks whose address it takes, e.g. for bpf_loop) are
+appended after it, as the kernel expects one instruction stream per program. ld_imm64
+instructions that name maps or global data become :class:`Reference` entries resolved at load
+time. func_info, line_info and CO-RE relocations from .BTF.ext follow their instructions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import struct
+from collections.abc import Callable
+
+from .._spec import ProgramSpec, Reference
+from ..errors import InvalidArgumentError, NotSupportedError
+from .reader import ElfObject, Section
+from .sections import section_def
+
+_CALL = 0x85
+_LD_IMM64 = 0x18
+_PSEUDO_CALL = 1
+_PSEUDO_KFUNC_CALL = 2
+_PSEUDO_FUNC = 4
+
+
+@dataclasses.dataclass
+class ExtInfo:
+    """.BTF.ext records of one section, instruction offsets in bytes from the section start."""
+
+    func_info: list[tuple[int, int]] = dataclasses.field(default_factory=list)
+    line_info: list[tuple[int, int, int, int]] = dataclasses.field(default_factory=list)
+    core_relos: list[tuple[int, int, int, int]] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class _Func:
+    name: str
+    section: Section
+    start: int   # first instruction, counted from the section start
+    length: int  # in 8-byte slots
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.section.index, self.start)
+
+
+@dataclasses.dataclass
+class _Site:
+    """Something in a function's instructions that the linker must fix up."""
+
+    at: int             # slot within the function
+    kind: str           # "call", "func_addr", "map", "map_value"
+    target: object      # function key, or map name
+    offset: int = 0
+
+
+# map_for(symbol_section_index, symbol_name, symbol_value, addend) -> (kind, map name, offset)
+MapResolver = Callable[[Section, str, int, int], tuple[str, str, int] | None]
+
+
+class Linker:
+    """Links the programs of one object; ``resolve_map`` names maps for ld_imm64 relocations."""
+
+    def __init__(self, obj: ElfObject, resolve_map: MapResolver,
+                 ext: dict[str, ExtInfo] | None = None) -> None:
+        self.obj = obj
+        self.resolve_map = resolve_map
+        self.ext = ext or {}
+        self.funcs: dict[tuple[int, int], _Func] = {}
+        self.sites: dict[tuple[int, int], list[_Site]] = {}
+        for sec in obj.sections:
+            if sec.executable and sec.size:
+                self._collect(sec)
+
+    # -- scanning ---------------------------------------------------------------------------
+    def _collect(self, sec: Section) -> None:
+        syms = [s for s in self.obj.symbols_in(sec.index) if s.type == "STT_FUNC"]
+        if not syms:
+            return
+        n = len(sec.data) // 8
+        for i, sym in enumerate(syms):
+            start = sym.value // 8
+            end = (sym.value + sym.size) // 8 if sym.size else \
+                (syms[i + 1].value // 8 if i + 1 < len(syms) else n)
+            f = _Func(sym.name, sec, start, end - start)
+            self.funcs[f.key] = f
+        relocs = {r.offset // 8: r for r in self.obj.relocations.get(sec.index, [])}
+        for f in [f for f in self.funcs.values() if f.section is sec]:
+            self.sites[f.key] = self._scan(f, relocs)
+
+    def _scan(self, f: _Func, relocs: dict[int, object]) -> list[_Site]:
+        data = f.section.data
+        sites: list[_Site] = []
+        for slot in range(f.start, f.start + f.length):
+            op, regs, _off, imm = struct.unpack_from("<BBhi", data, slot * 8)
+            rel = relocs.get(slot)
+            src = regs >> 4
+            local = slot - f.start
+            if op == _CALL and src == _PSEUDO_CALL:
+                if rel is not None:
+                    sym = rel.symbol  # type: ignore[attr-defined]
+                    target = (sym.section, sym.value // 8 + imm + 1)
+                else:
+                    target = (f.section.index, slot + imm + 1)
+                sites.append(_Site(local, "call", target))
+            elif op == _CALL and src == _PSEUDO_KFUNC_CALL or (
+                    op == _CALL and rel is not None and rel.symbol.section == 0):  # type: ignore
+                name = rel.symbol.name if rel is not None else "?"  # type: ignore
+                raise NotSupportedError(errno.EOPNOTSUPP, f"link {f.name!r}: calls kernel "
+                                        f"function {name!r} (kfunc), which purebpf does not "
+                                        "resolve yet", feature="kfunc calls")
+            elif op == _LD_IMM64 and rel is not None:
+                sym = rel.symbol  # type: ignore[attr-defined]
+                if sym.section == 0:
+                    raise NotSupportedError(
+                        errno.EOPNOTSUPP, f"link {f.name!r}: instruction {local} refers to "
+                        f"extern {sym.name!r} (.kconfig/.ksyms), which purebpf does not resolve "
+                        "yet", feature="extern variables")
+                tsec = self.obj.sections[sym.section]
+                if tsec.executable:
+                    sites.append(_Site(local, "func_addr", (sym.section, (sym.value + imm) // 8)))
+                    continue
+                res = self.resolve_map(tsec, sym.name if sym.type != "STT_SECTION" else "",
+                                       sym.value, imm)
+                if res is None:
+                    raise InvalidArgumentError(
+                        errno.EINVAL, f"link {f.name!r}: instruction {local} refers to "
+                        f"{sym.name or tsec.name!r} in section {tsec.name!r}, which is neither a "
+                        "map nor global data")
+                kind, target_name, offset = res
+                sites.append(_Site(local, kind, target_name, offset))
+        return sites
+
+    # -- linking ----------------------------------------------------------------------------
+    def programs(self) -> dict[str, ProgramSpec]:
+        """Every entry function in a program section, linked with what it calls."""
+        out: dict[str, ProgramSpec] = {}
+        for f in self.funcs.values():
+            if f.section.name == ".text" or f.section.name.startswith(".text."):
+                continue
+            found = section_def(f.section.name)
+            if found is None:
+                raise NotSupportedError(
+                    errno.EOPNOTSUPP, f"program {f.name!r}: unknown section name "
+                    f"{f.section.name!r}", feature=f"section {f.section.name}",
+                    hint="use a libbpf SEC() name such as \"xdp\", \"socket\", \"tc\", "
+                    "\"kprobe/...\", \"fentry/...\"")
+            d, rest = found
+            out[f.name] = self._link(f).replace(
+                type=d.type, expected_attach_type=d.attach, flags=d.flags,
+                attach_to=d.target.format(rest) if d.target else "", section=f.section.name)
+        return out
+
+    def _link(self, entry: _Func) -> ProgramSpec:
+        order: list[_Func] = [entry]
+        placed: dict[tuple[int, int], int] = {entry.key: 0}
+        total = entry.length
+        i = 0
+        while i < len(order):  # breadth-first: append each callee once
+            for site in self.sites.get(order[i].key, []):
+                if site.kind in ("call", "func_addr"):
+                    key = site.target
+                    assert isinstance(key, tuple)
+                    if key not in placed:
+                        callee = self.funcs.get(key)
+                        if callee is None:
+                            raise InvalidArgumentError(
+                                errno.EINVAL, f"link {entry.name!r}: a call in "
+                                f"{order[i].name!r} targets instruction {key[1]} of section "
+                                f"{self.obj.sections[key[0]].name!r}, which starts no function")
+                        placed[key] = total
+                        total += callee.length
+                        order.append(callee)
+            i += 1
+        insns = bytearray()
+        refs: list[Reference] = []
+        for f in order:
+            base = placed[f.key]
+            insns += f.section.data[f.start * 8:(f.start + f.length) * 8]
+            for s in self.sites.get(f.key, []):
+                at = base + s.at
+                if s.kind in ("call", "func_addr"):
+                    assert isinstance(s.target, tuple)
+                    rel = placed[s.target] - at - 1
+                    struct.pack_into("<i", insns, at * 8 + 4, rel)
+                    if s.kind == "func_addr":
+                        insns[at * 8 + 1] = (insns[at * 8 + 1] & 0x0F) | (_PSEUDO_FUNC << 4)
+                        struct.pack_into("<i", insns, at * 8 + 12, 0)
+                else:
+                    refs.append(Reference(at, str(s.target), s.kind, s.offset))
+        spec = ProgramSpec(name=entry.name, type=0, instructions=bytes(insns), references=refs,
+                           license=self.license())
+        return self._with_ext(spec, order, placed)
+
+    def _with_ext(self, spec: ProgramSpec, order: list[_Func],
+                  placed: dict[tuple[int, int], int]) -> ProgramSpec:
+        fi, li, cr = bytearray(), bytearray(), bytearray()
+        for f in order:
+            ext = self.ext.get(f.section.name)
+            if ext is None:
+                continue
+            lo, hi, shift = f.start * 8, (f.start + f.length) * 8, placed[f.key] - f.start
+            for off, tid in ext.func_info:
+                if lo <= off < hi:
+                    fi += struct.pack("<II", off // 8 + shift, tid)
+            for off, file_off, line_off, col in ext.line_info:
+                if lo <= off < hi:
+                    li += struct.pack("<IIII", off // 8 + shift, file_off, line_off, col)
+            for off, tid, access, kind in ext.core_relos:
+                if lo <= off < hi:
+                    cr += struct.pack("<IIII", off + shift * 8, tid, access, kind)
+        return spec.replace(func_info=bytes(fi), func_info_rec_size=8 if fi else 0,
+                            line_info=bytes(li), line_info_rec_size=16 if li else 0,
+                            core_relos=bytes(cr), core_relo_rec_size=16 if cr else 0)
+
+    def license(self) -> str:
+        sec = self.obj.section("license")
+        return sec.data.split(b"\0", 1)[0].decode(errors="replace") if sec else "GPL"
