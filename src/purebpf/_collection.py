@@ -12,6 +12,7 @@ import contextlib
 import errno
 import os
 import sys
+from typing import Any
 
 from . import features
 from ._map import Map
@@ -86,7 +87,10 @@ class Collection:
         root = os.fspath(pin_root) if pin_root is not None else DEFAULT_PIN_ROOT
         with contextlib.ExitStack() as stack:
             loader = _Loader(spec, root, stack)
-            coll = loader.run()
+            try:
+                coll = loader.run()
+            finally:
+                loader.close_btf()  # maps and programs hold their own references to it
             stack.pop_all()
             return coll
 
@@ -116,6 +120,7 @@ class _Loader:
         self.maps: dict[str, Map] = {}
         self.reused: set[str] = set()  # pinned maps taken over as they are
         self.btf_fd = 0
+        self.btf: Any = None
 
     def run(self) -> Collection:
         self._load_btf()
@@ -146,8 +151,12 @@ class _Loader:
             handle = BTFHandle.load(self.spec.btf)
         except BPFError:
             return  # maps and programs load without BTF (no typed map info, no line info)
-        self.stack.callback(handle.close)
+        self.btf = handle
         self.btf_fd = handle.fd
+
+    def close_btf(self) -> None:
+        if self.btf is not None:
+            self.btf.close()
 
     def _create(self, name: str, ms: MapSpec) -> Map:
         btf_fd = self.btf_fd if ms.btf is not None else 0

@@ -729,9 +729,11 @@ class MmapArray(Map):
 
     def __setitem__(self, key: Any, value: Any) -> None:
         if not self._writable or self._fd < 0:
+            # Mapped read-only (frozen, or BPF_F_RDONLY_PROG, which refuses writable
+            # mappings): write through the syscall, which the kernel refuses only if frozen.
             self._index(key, "update")  # raises ClosedError once closed
-            raise BPFPermissionError(errno.EPERM, f"update {self._desc}: the map is frozen "
-                                     "(read-only for user space)")
+            Map.__setitem__(self, key, value)
+            return
         if type(key) is int and 0 <= key < self._info.max_entries:
             self._vpack(self._mm, value, key * self._stride)
             return

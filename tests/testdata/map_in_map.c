@@ -49,7 +49,7 @@ struct {
 		__type(value, __u64);
 	});
 } tables SEC(".maps") = {
-	.values = { [0] = &small, [3] = &big },
+	.values = { [0] = (void *)&small, [3] = (void *)&big },
 };
 
 // A hash of maps with 8-byte keys, initialised in C (libbpf refuses non-4-byte keys here).
@@ -59,7 +59,7 @@ struct {
 	__type(key, __u64);
 	__array(values, struct sized);
 } by_cookie SEC(".maps") = {
-	.values = { [1] = &small, [5] = &big },
+	.values = { [1] = &small, [5] = (void *)&big },
 };
 
 // Reads tables[slot][idx] for slot and idx given in the first bytes of the packet;

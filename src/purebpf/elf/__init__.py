@@ -60,8 +60,8 @@ def read_collection(source: str | os.PathLike[str] | bytes, name: str | None = N
         maps[mname] = ms
         data_maps[sec.index] = mname
         for sym in obj.symbols_in(sec.index):
-            if sym.type == "STT_OBJECT" and sym.name and sym.bind != "STB_LOCAL" or (
-                    sym.type == "STT_OBJECT" and sym.name):
+            # Global variables only (static ones, such as -O0's helper pointers, stay hidden).
+            if sym.type == "STT_OBJECT" and sym.name and sym.bind != "STB_LOCAL":
                 variables[sym.name] = VariableSpec(sym.name, mname, sym.value, sym.size,
                                                    body[sym.value:sym.value + sym.size],
                                                    readonly)
@@ -76,7 +76,8 @@ def read_collection(source: str | os.PathLike[str] | bytes, name: str | None = N
             return ("map_value", data_maps[tsec.index], sym_value + imm)
         return None
 
-    programs = Linker(obj, resolve, _ext(obj, spec)).programs()
+    data = {data_maps[i]: obj.sections[i].data for i in data_maps}
+    programs = Linker(obj, resolve, _ext(obj, spec), data).programs()
     if spec is not None:
         for p in programs.values():
             p.btf = spec
@@ -88,12 +89,33 @@ def _btf(obj: ElfObject) -> B.Spec | None:
     if sec is None:
         return None
     spec = B.parse(sec.data)
-    sizes = {s.name: s.size for s in obj.sections if _is_data(s) or s.name == ".maps"}
+    # Every DATASEC (.maps, .data*, .rodata*, .bss*, license, ...) gets its section's size
+    # and its variables' symbol offsets.
+    sizes = {s.name: s.size for s in obj.sections}
     offsets = {sym.name: sym.value for sym in obj.symbols
-               if sym.type == "STT_OBJECT" and sym.section and
-               obj.sections[sym.section].name in sizes}
+               if sym.type == "STT_OBJECT" and sym.section}
     B.fixup_datasecs(spec, sizes, offsets)
+    _name_func_params(spec)
     return spec
+
+
+def _name_func_params(spec: B.Spec) -> None:
+    """Name the unnamed parameters of functions' prototypes (``arg0``...).
+
+    The kernel refuses a FUNC whose prototype has an unnamed parameter ("Invalid arg#1"),
+    and clang -O0 emits such prototypes for some functions.
+    """
+    for _, t in list(spec.items()):
+        if not isinstance(t, B.Func):
+            continue
+        proto = spec.type_by_id(t.proto)
+        if not isinstance(proto, B.FuncProto):
+            continue
+        params = list(proto.params)
+        fixed = [p if p.name or (i == len(params) - 1 and p.type == 0) else
+                 B.Param(f"arg{i}", p.type) for i, p in enumerate(params)]
+        if fixed != params:
+            spec.replace(t.proto, B.FuncProto(proto.ret, tuple(fixed)))
 
 
 def _datasec_id(spec: B.Spec | None, name: str) -> int:

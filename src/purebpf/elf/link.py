@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from .._spec import ProgramSpec, Reference
 from ..errors import InvalidArgumentError, NotSupportedError
@@ -65,8 +65,10 @@ class Linker:
     """Links the programs of one object; ``resolve_map`` names maps for ld_imm64 relocations."""
 
     def __init__(self, obj: ElfObject, resolve_map: MapResolver,
-                 ext: dict[str, ExtInfo] | None = None) -> None:
+                 ext: dict[str, ExtInfo] | None = None,
+                 data: Mapping[str, bytes] | None = None) -> None:
         self.obj = obj
+        self.data = data or {}
         self.resolve_map = resolve_map
         self.ext = ext or {}
         self.funcs: dict[tuple[int, int], _Func] = {}
@@ -191,6 +193,7 @@ class Linker:
                         struct.pack_into("<i", insns, at * 8 + 12, 0)
                 else:
                     refs.append(Reference(at, str(s.target), s.kind, s.offset))
+        lower_indirect_helper_calls(insns, refs, self.data)
         spec = ProgramSpec(name=entry.name, type=0, instructions=bytes(insns), references=refs,
                            license=self.license())
         return self._with_ext(spec, order, placed)
@@ -219,3 +222,75 @@ class Linker:
     def license(self) -> str:
         sec = self.obj.section("license")
         return sec.data.split(b"\0", 1)[0].decode(errors="replace") if sec else "GPL"
+
+
+_CALLX = 0x8D
+_LDX_DW = 0x79
+_WRITES_DST = (0x00, 0x01, 0x04, 0x07)  # instruction classes LD, LDX, ALU, ALU64
+
+
+def _jump_targets(insns: bytes) -> set[int]:
+    targets = set()
+    n = len(insns) // 8
+    for i in range(n):
+        op = insns[i * 8]
+        cls, code = op & 0x07, op & 0xF0
+        if cls in (0x05, 0x06) and code not in (0x80, 0x90):  # not call, not exit
+            off, imm = struct.unpack_from("<hi", insns, i * 8 + 2)
+            targets.add(i + 1 + (imm if cls == 0x06 and code == 0x00 else off))
+    return targets
+
+
+def lower_indirect_helper_calls(insns: bytearray, refs: list[Reference],
+                                data: Mapping[str, bytes]) -> int:
+    """Turn clang -O0's helper calls into direct ones; returns how many were rewritten.
+
+    Without optimisation, clang calls a helper through the constant function pointer that
+    bpf_helpers.h declares (``= (void *) 1``): it loads the pointer from global data and
+    emits ``callx``, which the kernel does not accept. Within a basic block, a ``callx rN``
+    whose rN was loaded from such a constant becomes ``call N``.
+    """
+    addr = {r.index: r for r in refs if r.kind == "map_value"}
+    targets = _jump_targets(insns)
+    known: dict[int, tuple[str, str, int] | tuple[str, int]] = {}
+    done = 0
+    i, n = 0, len(insns) // 8
+    while i < n:
+        if i in targets:
+            known.clear()
+        op, regs = insns[i * 8], insns[i * 8 + 1]
+        dst, src = regs & 0x0F, regs >> 4
+        off = struct.unpack_from("<h", insns, i * 8 + 2)[0]
+        if op == _LD_IMM64:
+            r = addr.get(i)
+            if r is not None:
+                known[dst] = ("addr", r.target, r.offset)
+            else:
+                known.pop(dst, None)
+            i += 2
+            continue
+        if op == _LDX_DW and known.get(src, ("",))[0] == "addr":
+            _, target, base = known[src]  # type: ignore[misc]
+            blob = data.get(str(target), b"")
+            at = int(base) + off
+            value = int.from_bytes(blob[at:at + 8], "little") if at + 8 <= len(blob) else 0
+            if 0 < value < 1 << 16:
+                known[dst] = ("helper", value)
+            else:
+                known.pop(dst, None)
+        elif op == _CALLX:
+            helper = known.get(dst)
+            if helper is not None and helper[0] == "helper":
+                struct.pack_into("<BBhi", insns, i * 8, _CALL, 0, 0, int(helper[1]))
+                done += 1
+            for r in range(6):
+                known.pop(r, None)
+        elif op == _CALL:
+            for r in range(6):
+                known.pop(r, None)
+        elif op & 0x07 in _WRITES_DST:
+            known.pop(dst, None)
+        elif op & 0x07 == 0x03 and op & 0xE0 == 0xC0:  # atomic: a fetch writes src
+            known.pop(src, None)
+        i += 1
+    return done
