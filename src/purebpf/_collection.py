@@ -18,6 +18,7 @@ from . import features
 from ._map import Map
 from ._mapofmaps import MapOfMaps
 from ._program import Program
+from ._sys import ops
 from ._spec import CollectionSpec, MapSpec, Template, VariableSpec
 from .errors import BPFError, InnerMapMismatchError, InvalidArgumentError
 from .types import MapFlags, MapType
@@ -216,7 +217,7 @@ class _Loader:
         return m
 
     def _reuse(self, name: str, ms: MapSpec, path: str) -> Map:
-        m = Map.from_pin(path)
+        m = Map._adopt(ops.obj_get(path), like=ms)  # decode as the declaration types it
         self.stack.callback(m.close)
         what = f"reuse pinned map {name!r} at {path!r}"
         want = Template.of(ms)

@@ -1,0 +1,190 @@
+"""Loading clang-compiled objects into the kernel and running their programs."""
+
+from __future__ import annotations
+
+import errno
+import os
+import pathlib
+import shutil
+import struct
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+import purebpf
+from purebpf import (Collection, CollectionSpec, InnerMapMismatchError, Map, MapOfMaps,
+                     VerifierError)
+
+DATA = pathlib.Path(__file__).resolve().parents[1] / "testdata"
+XDP_DROP, XDP_PASS = 1, 2
+
+
+def packet(*words: int, fmt: str = "I") -> bytes:
+    """A test_run input: the request words, padded to a minimal Ethernet frame."""
+    body = struct.pack(f"<{len(words)}{fmt}", *words)
+    return body + bytes(max(0, 64 - len(body)))
+
+
+@pytest.fixture
+def mim() -> Iterator[Collection]:
+    with purebpf.load(DATA / "map_in_map.o") as coll:
+        yield coll
+
+
+def test_seed_example_devmaps_are_in_their_slots(mim: Collection) -> None:
+    outer = mim.maps["outer_map"]
+    assert isinstance(outer, MapOfMaps)
+    assert outer.inner_id(0) == mim.maps["inner_map1"].id
+    assert outer.inner_id(1) == mim.maps["inner_map2"].id
+    prog = mim.programs["has_devmap"]
+    assert prog.test_run(packet(0)).retval == XDP_PASS
+    del outer[0]
+    assert prog.test_run(packet(0)).retval == XDP_DROP
+
+
+def test_program_reads_through_outer_and_inner_and_sees_swaps(mim: Collection) -> None:
+    tables, small, big = mim.maps["tables"], mim.maps["small"], mim.maps["big"]
+    assert isinstance(tables, MapOfMaps)
+    read = mim.programs["read_table"]
+    small[0] = 41
+    big[2] = 99
+    assert read.test_run(packet(0, 0)).retval == 42       # tables[0] -> small
+    assert read.test_run(packet(3, 2)).retval == 100      # tables[3] -> big (8 entries)
+    assert read.test_run(packet(1, 0)).retval == 0        # empty slot
+    old = tables.swap(0, big)                            # one update from Python
+    assert old == small
+    assert read.test_run(packet(0, 2)).retval == 100      # the program now sees big
+    with tables.staged(1, max_entries=4) as new:          # BPF_F_INNER_MAP: any size
+        new[3] = 6
+    assert read.test_run(packet(1, 3)).retval == 7
+
+
+def test_hash_of_maps_with_8_byte_keys_initialised_in_c(mim: Collection) -> None:
+    by_cookie = mim.maps["by_cookie"]
+    assert isinstance(by_cookie, MapOfMaps)
+    assert sorted(by_cookie.keys()) == [1, 5]
+    assert by_cookie.inner_id(5) == mim.maps["big"].id
+    mim.maps["big"][1] = 10
+    read = mim.programs["read_cookie"]
+    assert read.test_run(packet(5, 1, fmt="Q")).retval == 11
+    assert read.test_run(packet(2, 1, fmt="Q")).retval == 0
+
+
+def test_inner_maps_of_different_sizes_share_one_outer_map(mim: Collection) -> None:
+    tables = mim.maps["tables"]
+    assert isinstance(tables, MapOfMaps)
+    sizes = sorted(inner.max_entries for _, inner in tables.items())
+    assert sizes == [1, 8]
+    assert tables.inner_spec is not None and tables.inner_spec.max_entries == 1
+
+
+def test_global_data_before_and_after_load() -> None:
+    spec = CollectionSpec.from_file(DATA / "globals.o")
+    with purebpf.load(DATA / "globals.o") as coll:
+        # r = in * multiplier + tuned + (0+1+2+3), returned + 1
+        assert coll.programs["compute"].test_run(packet(5)).retval == 5 * 3 + 11 + 6 + 1
+        assert coll.variables["calls"].get() == 1
+        assert coll.variables["last_result"].get() == 32
+        assert coll.maps["results"][0] == 32
+        coll.variables["tuned"].set(100)                   # .data: writable after load
+        assert coll.programs["compute"].test_run(packet(5)).retval == 15 + 100 + 6 + 1
+        assert coll.variables["calls"].get() == 2
+        with pytest.raises(purebpf.InvalidArgumentError, match="set it in the CollectionSpec"):
+            coll.variables["multiplier"].set(9)
+    spec.variables["multiplier"].set(10)                  # .rodata: configure before load
+    with Collection.load(spec) as coll:
+        assert coll.programs["compute"].test_run(packet(5)).retval == 50 + 11 + 6 + 1
+
+
+@pytest.mark.parametrize("variant", ["globals.O0", "globals.v1", "globals.v2", "globals.v3",
+                                     "globals.v4"])
+def test_optimisation_levels_and_isa_versions(variant: str) -> None:
+    with purebpf.load(DATA / f"{variant}.o") as coll:
+        assert coll.programs["compute"].test_run(packet(5)).retval == 33
+
+
+@pytest.mark.parametrize("variant", ["map_in_map.O0", "map_in_map.v1", "map_in_map.v4"])
+def test_map_in_map_variants(variant: str) -> None:
+    with purebpf.load(DATA / f"{variant}.o") as coll:
+        coll.maps["small"][0] = 1
+        assert coll.programs["read_table"].test_run(packet(0, 0)).retval == 2
+
+
+def test_outer_map_update_in_a_program_is_refused(map_leak_check: None) -> None:
+    with pytest.raises(VerifierError) as info:
+        purebpf.load(DATA / "reject_outer_update.o")
+    e = info.value
+    assert e.errno == errno.EINVAL
+    assert "cannot pass map_type 13 into func bpf_map_update_elem" in str(e)
+    assert "reject_outer_update.c:24" in str(e)                 # the C source line
+    assert "bpf_map_update_elem(&outer" in e.source_line
+    assert "programs may only look up in an outer map" in str(e)
+    assert "processed" in e.log or "cannot pass" in e.log       # the whole log is kept
+
+
+def test_failed_load_leaves_nothing_behind(map_leak_check: None) -> None:
+    spec = CollectionSpec.from_file(DATA / "map_in_map.o")
+    spec.programs["read_table"] = CollectionSpec.from_file(
+        DATA / "reject_outer_update.o").programs["replace_slot"]
+    spec.maps.update({k: v for k, v in CollectionSpec.from_file(
+        DATA / "reject_outer_update.o").maps.items()})
+    with pytest.raises(VerifierError):
+        Collection.load(spec)
+
+
+# -- pinning ---------------------------------------------------------------------------------
+
+@pytest.fixture
+def pin_root() -> Iterator[pathlib.Path]:
+    base = pathlib.Path("/sys/fs/bpf")
+    if not os.path.ismount(base):
+        subprocess.run(["mount", "-t", "bpf", "bpf", str(base)], check=True)
+    root = base / f"purebpf-test-{os.getpid()}"
+    root.mkdir(exist_ok=True)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_pinned_maps_are_reused(pin_root: pathlib.Path) -> None:
+    with purebpf.load(DATA / "pinned.o", pin_root=pin_root) as first:
+        counts_id = first.maps["pinned_counts"].id
+        outer_id = first.maps["pinned_outer"].id
+        first.maps["pinned_counts"][0] = 5
+    assert (pin_root / "pinned_counts").exists() and (pin_root / "pinned_outer").exists()
+    with purebpf.load(DATA / "pinned.o", pin_root=pin_root) as second:
+        assert second.maps["pinned_counts"].id == counts_id
+        assert second.maps["pinned_outer"].id == outer_id
+        second.programs["touch"].test_run(packet(0))
+        assert second.maps["pinned_counts"][0] == 6
+
+
+def test_incompatible_pinned_map_is_refused_naming_the_field(pin_root: pathlib.Path) -> None:
+    purebpf.load(DATA / "pinned.o", pin_root=pin_root).close()
+    spec = CollectionSpec.from_file(DATA / "pinned.o")
+    spec.maps["pinned_counts"].max_entries = 32
+    with pytest.raises(InnerMapMismatchError) as info:
+        Collection.load(spec, pin_root=pin_root)
+    assert info.value.field == "max_entries"
+    assert (info.value.expected, info.value.actual) == (32, 16)
+    assert "rm " in str(info.value)
+
+
+def test_pinned_outer_map_with_another_inner_template_is_refused(
+        pin_root: pathlib.Path) -> None:
+    purebpf.load(DATA / "pinned.o", pin_root=pin_root).close()
+    spec = CollectionSpec.from_file(DATA / "pinned.o")
+    inner = spec.maps["pinned_outer"].inner
+    assert inner is not None
+    spec.maps["pinned_outer"].inner = inner.replace(value_size=8, value_type=None)
+    spec.maps["first_leaf"].value_size = 8
+    spec.maps["first_leaf"].value_type = None
+    with pytest.raises(InnerMapMismatchError) as info:
+        Collection.load(spec, pin_root=pin_root)
+    assert info.value.field == "inner.value_size"
+    assert "inner maps do not match the declared inner template" in str(info.value)
+
+
+def test_collection_maps_are_ordinary_maps(mim: Collection) -> None:
+    assert all(isinstance(m, Map) for m in mim.maps.values())
+    assert repr(mim).startswith("<Collection 'map_in_map'")

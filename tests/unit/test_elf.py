@@ -1,0 +1,211 @@
+"""Reading clang-compiled objects into CollectionSpecs: pure, no kernel."""
+
+from __future__ import annotations
+
+import errno
+import filecmp
+import pathlib
+import shutil
+import struct
+import subprocess
+
+import pytest
+
+from purebpf import (CollectionSpec, InvalidArgumentError, MapFlags, MapType, NotSupportedError,
+                     ProgramType)
+from purebpf.elf import read_elf
+from purebpf.elf.link import lower_indirect_helper_calls
+from purebpf.elf.maps import data_map_name
+from purebpf.elf.sections import section_def
+from purebpf.types import AttachType
+
+DATA = pathlib.Path(__file__).resolve().parents[1] / "testdata"
+ENOTSUPP = 524
+
+
+def spec(name: str) -> CollectionSpec:
+    return CollectionSpec.from_file(DATA / f"{name}.o")
+
+
+def test_seed_example_array_of_devmaps() -> None:
+    s = spec("map_in_map")
+    outer = s.maps["outer_map"]
+    assert outer.type == MapType.ARRAY_OF_MAPS
+    assert (outer.key_size, outer.value_size, outer.max_entries) == (4, 4, 2)
+    assert outer.inner is not None and outer.inner.type == MapType.DEVMAP
+    assert outer.inner.max_entries == 10
+    assert outer.contents == [(0, "inner_map1"), (1, "inner_map2")]
+    assert s.maps["inner_map1"].type == MapType.DEVMAP
+
+
+def test_anonymous_inner_struct_and_inner_map_flag() -> None:
+    t = spec("map_in_map").maps["tables"]
+    assert t.inner is not None
+    assert t.inner.type == MapType.ARRAY and t.inner.flags == MapFlags.INNER_MAP
+    assert (t.inner.key_size, t.inner.value_size, t.inner.max_entries) == (4, 8, 1)
+    assert t.inner.name == "tables.inner"
+    assert t.contents == [(0, "small"), (3, "big")]  # [1] and [2] stay empty
+
+
+def test_hash_of_maps_with_8_byte_keys_keeps_its_slots() -> None:
+    h = spec("map_in_map").maps["by_cookie"]
+    assert h.type == MapType.HASH_OF_MAPS and h.key_size == 8
+    assert h.contents == [(1, "small"), (5, "big")]
+
+
+def test_integer_btf_types_decode_to_ints() -> None:
+    m = spec("map_in_map").maps["small"]
+    assert m.key_type == "=I" and m.value_type == "=Q"
+
+
+def test_programs_sections_and_subprograms() -> None:
+    s = spec("globals")
+    p = s.programs["compute"]
+    assert p.type == ProgramType.XDP and p.expected_attach_type == AttachType.XDP
+    assert p.section == "xdp" and p.license == "GPL"
+    # compute + the callback and two subprograms it calls, each once
+    funcs = struct.unpack(f"<{len(p.func_info) // 4}I", p.func_info)[0::2]
+    assert len(funcs) == 4 and funcs[0] == 0
+    kinds = sorted({(r.kind, r.target) for r in p.references})
+    assert ("map", "results") in kinds
+    assert ("map_value", "globals.rodata") in kinds and ("map_value", "globals.bss") in kinds
+    assert p.line_info and len(p.line_info) % 16 == 0
+
+
+def test_global_data_becomes_array_maps_and_variables() -> None:
+    s = spec("globals")
+    ro = s.maps["globals.rodata"]
+    assert ro.type == MapType.ARRAY and ro.max_entries == 1
+    assert ro.flags & MapFlags.RDONLY_PROG
+    assert "glo.data.tuning" in s.maps  # the object name shortened to fit 15 characters
+    v = s.variables
+    assert v["multiplier"].get() == 3 and v["multiplier"].readonly
+    assert v["tuned"].get() == 11 and v["last_result"].get() == 7
+    assert v["calls"].get() == 0 and v["greeting"].value == b"hello\0"
+    v["multiplier"].set(5)
+    assert v["multiplier"].value == (5).to_bytes(4, "little")
+    with pytest.raises(InvalidArgumentError, match="4 bytes, got 2"):
+        v["multiplier"].set(b"ab")
+
+
+@pytest.mark.parametrize("variant", ["globals.O0", "globals.v1", "globals.v2", "globals.v3",
+                                     "globals.v4", "map_in_map.O0", "map_in_map.v1",
+                                     "map_in_map.v4"])
+def test_variants_parse(variant: str) -> None:
+    s = spec(variant)
+    assert s.programs
+    for p in s.programs.values():
+        insns = p.insn_bytes()
+        assert insns and len(insns) % 8 == 0
+        # no indirect calls survive: -O0 helper calls were lowered to direct calls
+        assert all(insns[i] != 0x8D for i in range(0, len(insns), 8))
+
+
+def test_data_map_name_fits_the_kernel_limit() -> None:
+    assert data_map_name("globals", ".rodata") == "globals.rodata"
+    assert len(data_map_name("a_very_long_object_name", ".data.tuning")) <= 15
+    assert data_map_name("x-y", ".bss") == "x_y.bss"
+
+
+@pytest.mark.parametrize("section,ptype,attach,target", [
+    ("xdp", ProgramType.XDP, AttachType.XDP, ""),
+    ("xdp.frags", ProgramType.XDP, AttachType.XDP, ""),
+    ("socket", ProgramType.SOCKET_FILTER, 0, ""),
+    ("tc", ProgramType.SCHED_CLS, 0, ""),
+    ("tcx/ingress", ProgramType.SCHED_CLS, AttachType.TCX_INGRESS, ""),
+    ("classifier", ProgramType.SCHED_CLS, 0, ""),
+    ("cgroup_skb/egress", ProgramType.CGROUP_SKB, AttachType.CGROUP_INET_EGRESS, ""),
+    ("cgroup/connect4", ProgramType.CGROUP_SOCK_ADDR, AttachType.CGROUP_INET4_CONNECT, ""),
+    ("kprobe/do_sys_open", ProgramType.KPROBE, 0, ""),
+    ("kretprobe/do_sys_open", ProgramType.KPROBE, 0, ""),
+    ("uprobe/bin:func", ProgramType.KPROBE, 0, ""),
+    ("tracepoint/syscalls/sys_enter_open", ProgramType.TRACEPOINT, 0, ""),
+    ("tp/sched/sched_switch", ProgramType.TRACEPOINT, 0, ""),
+    ("raw_tp/sys_enter", ProgramType.RAW_TRACEPOINT, 0, ""),
+    ("tp_btf/sched_switch", ProgramType.TRACING, AttachType.TRACE_RAW_TP,
+     "btf_trace_sched_switch"),
+    ("fentry/do_unlinkat", ProgramType.TRACING, AttachType.TRACE_FENTRY, "do_unlinkat"),
+    ("fexit/do_unlinkat", ProgramType.TRACING, AttachType.TRACE_FEXIT, "do_unlinkat"),
+    ("fmod_ret/bpf_modify_return_test", ProgramType.TRACING, AttachType.MODIFY_RETURN,
+     "bpf_modify_return_test"),
+    ("lsm/file_open", ProgramType.LSM, AttachType.LSM_MAC, "bpf_lsm_file_open"),
+    ("iter/bpf_map", ProgramType.TRACING, AttachType.TRACE_ITER, "bpf_iter_bpf_map"),
+    ("syscall", ProgramType.SYSCALL, 0, ""),
+    ("sk_msg", ProgramType.SK_MSG, AttachType.SK_MSG_VERDICT, ""),
+    ("sk_skb/stream_parser", ProgramType.SK_SKB, AttachType.SK_SKB_STREAM_PARSER, ""),
+    ("flow_dissector", ProgramType.FLOW_DISSECTOR, AttachType.FLOW_DISSECTOR, ""),
+    ("perf_event", ProgramType.PERF_EVENT, 0, ""),
+], ids=lambda v: v if isinstance(v, str) else None)
+def test_section_names(section: str, ptype: ProgramType, attach: int, target: str) -> None:
+    found = section_def(section)
+    assert found is not None
+    d, rest = found
+    assert d.type == ptype and d.attach == attach
+    assert (d.target.format(rest) if d.target else "") == target
+
+
+@pytest.mark.parametrize("section", ["kprobe/", "xdpfoo", "", "fentry"])
+def test_section_names_that_match_nothing(section: str) -> None:
+    assert section_def(section) is None
+
+
+@pytest.mark.parametrize("name,exc,code,words", [
+    ("inner_pinned", InvalidArgumentError, errno.EINVAL, "inner map definition cannot be pinned"),
+    ("nested", NotSupportedError, errno.EOPNOTSUPP, "multi-level nesting"),
+    ("prog_array_inner", NotSupportedError, ENOTSUPP, "PROG_ARRAY cannot be an inner map"),
+    ("unknown_section", NotSupportedError, errno.EOPNOTSUPP,
+     "unknown section name 'not_a_program_type'"),
+    ("slot_past_end", InvalidArgumentError, errno.EINVAL, "slot [3] is past max_entries 2"),
+])
+def test_invalid_objects_fail_at_parse_time(name: str, exc: type, code: int, words: str) -> None:
+    with pytest.raises(exc) as info:
+        CollectionSpec.from_file(DATA / "invalid" / f"{name}.o")
+    assert info.value.errno == code
+    assert words in str(info.value)
+
+
+def test_not_an_elf_file(tmp_path: pathlib.Path) -> None:
+    junk = tmp_path / "junk.o"
+    junk.write_bytes(b"this is not ELF at all")
+    with pytest.raises(InvalidArgumentError, match="not an ELF object"):
+        CollectionSpec.from_file(junk)
+
+
+def test_wrong_machine() -> None:
+    with pytest.raises(InvalidArgumentError, match="not EM_BPF") as info:
+        read_elf(shutil.which("true") or "/bin/true")
+    assert "clang -target bpf" in str(info.value)
+
+
+def test_lowering_rewrites_callx_through_a_constant_helper_pointer() -> None:
+    from purebpf import Reference
+
+    insns = bytearray()
+    insns += struct.pack("<BBhi", 0x18, 0x01, 0, 0) + struct.pack("<BBhi", 0, 0, 0, 0)
+    insns += struct.pack("<BBhi", 0x79, 0x13, 0, 0)        # r3 = *(u64 *)(r1 + 0)
+    insns += struct.pack("<BBhi", 0x8D, 0x03, 0, 0)        # callx r3
+    insns += struct.pack("<BBhi", 0x95, 0, 0, 0)           # exit
+    refs = [Reference(0, "obj.data", "map_value", 8)]
+    data = {"obj.data": bytes(8) + (1).to_bytes(8, "little")}
+    assert lower_indirect_helper_calls(insns, refs, data) == 1
+    assert struct.unpack_from("<BBhi", insns, 24) == (0x85, 0, 0, 1)
+
+
+def test_lowering_leaves_unknown_targets_alone() -> None:
+    insns = bytearray(struct.pack("<BBhi", 0x8D, 0x03, 0, 0) + struct.pack("<BBhi", 0x95, 0, 0, 0))
+    assert lower_indirect_helper_calls(insns, [], {}) == 0
+    assert insns[0] == 0x8D
+
+
+@pytest.mark.skipif(shutil.which("clang-19") is None, reason="clang-19 is not installed")
+@pytest.mark.parametrize("folder", ["", "invalid"])
+def test_committed_objects_match_their_sources(tmp_path: pathlib.Path, folder: str) -> None:
+    src = DATA / folder
+    for f in list(src.glob("*.c")) + [src / "Makefile"]:
+        shutil.copy(f, tmp_path)
+    subprocess.run(["make", "-s", "-C", str(tmp_path)], check=True, capture_output=True)
+    built = sorted(p.name for p in tmp_path.glob("*.o"))
+    committed = sorted(p.name for p in src.glob("*.o"))
+    assert built == committed
+    stale = [n for n in built if not filecmp.cmp(tmp_path / n, src / n, shallow=False)]
+    assert not stale, f"rebuild with make -C tests/testdata/{folder}: {stale} are stale"
