@@ -12,12 +12,11 @@ import dataclasses
 import errno
 import os
 import threading
-import warnings
-import weakref
 from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 
 from . import _sys
+from ._object import KernelObject
 from ._spec import MapSpec, Template
 from ._sys import ops
 from ._sys.syscall import ElemIO, close_fd, last_errno
@@ -75,13 +74,7 @@ def _info_of(fd: int) -> MapInfo:
                    ifindex=i.ifindex)
 
 
-def _warn_unclosed(fd: int, desc: str) -> None:
-    close_fd(fd)
-    warnings.warn(f"unclosed {desc} (fd {fd}); close it or use 'with'", ResourceWarning,
-                  stacklevel=2)
-
-
-class Map:
+class Map(KernelObject):
     """A live BPF map. Create with :meth:`create`, open with :meth:`from_id`,
     :meth:`from_pin` or :meth:`from_fd`.
 
@@ -95,14 +88,10 @@ class Map:
 
     def __init__(self, fd: int, spec: MapSpec, info: MapInfo, *, quiet: bool = False) -> None:
         """Wrap ``fd`` (ownership passes to the Map). Use the classmethods instead."""
-        self._fd = fd
         self.spec = spec
         self._info = info
-        self._desc = _describe(info)
         self._lock = threading.RLock()
-        self._pin_path: str | None = None
-        self._finalizer = (weakref.finalize(self, close_fd, fd) if quiet else
-                           weakref.finalize(self, _warn_unclosed, fd, self._desc))
+        self._own(fd, _describe(info), quiet)
         self._setup()
 
     def _setup(self) -> None:
@@ -241,17 +230,6 @@ class Map:
 
     # -- identity and lifetime --------------------------------------------------------------
     @property
-    def fd(self) -> int:
-        """The file descriptor (raises ClosedError after close())."""
-        if self._fd < 0:
-            raise ClosedError(errno.EBADF, f"{self._desc} is closed")
-        return self._fd
-
-    @property
-    def closed(self) -> bool:
-        return self._fd < 0
-
-    @property
     def id(self) -> int:
         """Kernel map id."""
         return self._info.id
@@ -285,20 +263,11 @@ class Map:
         self._info = _info_of(self.fd)
         return self._info
 
-    def close(self) -> None:
-        """Close the fd (idempotent). The kernel map lives on while pinned or referenced."""
-        if self._fd < 0:
-            return
-        self._finalizer.detach()
+    def _release(self) -> None:
         self._io.invalidate()
-        fd, self._fd = self._fd, -1
-        close_fd(fd)
 
     def __enter__(self) -> Map:
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         name = f" {self.name!r}" if self.name else ""
@@ -312,30 +281,6 @@ class Map:
 
     def __hash__(self) -> int:
         return hash(("bpf-map", self.id))
-
-    def pin(self, path: str | os.PathLike[str]) -> None:
-        """Pin the map at ``path`` in a bpffs (BPF_OBJ_PIN); it then outlives this process."""
-        p = os.fspath(path)
-        try:
-            ops.obj_pin(self.fd, p)
-        except BPFError as exc:
-            hint = ""
-            if exc.errno in (errno.EPERM, errno.EINVAL, errno.ENOENT):
-                hint = f"is {os.path.dirname(p) or '.'} in a mounted bpffs (mount -t bpf bpf " \
-                       "/sys/fs/bpf)?"
-            raise error_for(exc.errno, f"pin {self._desc} at {p!r}: {exc.strerror}",
-                            hint=hint) from None
-        self._pin_path = p
-
-    def unpin(self, path: str | os.PathLike[str] | None = None) -> None:
-        """Remove the pin made by :meth:`pin` (or the one at ``path``)."""
-        p = os.fspath(path) if path is not None else self._pin_path
-        if p is None:
-            raise InvalidArgumentError(errno.EINVAL, f"unpin {self._desc}: it was not pinned "
-                                       "by this object; pass the path")
-        os.unlink(p)
-        if p == self._pin_path:
-            self._pin_path = None
 
     def freeze(self) -> None:
         """Make the map read-only for user space (BPF_MAP_FREEZE, 5.2+); programs may still write."""
@@ -761,7 +706,7 @@ class MmapArray(Map):
         finally:
             self._map_memory()
 
-    def close(self) -> None:
+    def _release(self) -> None:
         if self._mm is not None and not self._mm.closed:
             self._mm.close()
-        super().close()
+        super()._release()
