@@ -8,9 +8,12 @@ and :class:`MmapArray` (BPF_F_MMAPABLE arrays, read and written through an mmap)
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
 import errno
+import functools
 import os
+import struct
 import threading
 from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
@@ -103,11 +106,18 @@ class Map(KernelObject):
         if isinstance(info.type, MapType) and info.type.is_percpu:
             value = PerCPUCodec(value, ops.possible_cpus())
         self._value = value
-        self._io = ElemIO(self._fd, info.key_size, value.size, gil=self._gil)
-        self._kbuf, self._vbuf = self._io.key, self._io.value
+        self._io = io = ElemIO(self._fd, info.key_size, value.size, gil=self._gil)
+        self._kbuf, self._vbuf = io.key, io.value
         self._kpack = self._key.pack_into
         self._vpack = value.pack_into
         self._vunpack = value.unpack
+        self._lookup, self._update_any, self._delete = io.lookup, io.update_any, io.delete
+        # The hot path: zero- and one-argument callables implemented in C (functools.partial
+        # over struct and ctypes), so m[k] runs no Python frame besides __getitem__ itself.
+        # A key the fast packer refuses (struct.error) goes through the general codec.
+        self._kset = _packer(self._key, self._kbuf)
+        self._vset = _packer(value, self._vbuf)
+        self._vget = _getter(value, self._vbuf)
 
     _gil: ClassVar[bool] = True
 
@@ -284,8 +294,9 @@ class Map(KernelObject):
 
     def freeze(self) -> None:
         """Make the map read-only for user space (BPF_MAP_FREEZE, 5.2+); programs may still write."""
+        fd = self.fd  # a ClosedError, not wrapped below
         try:
-            ops.map_freeze(self.fd)
+            ops.map_freeze(fd)
         except BPFError as exc:
             # EPERM here is a map already frozen or an fd without write access, not privileges.
             hint = "the map is already frozen or the fd is read-only" \
@@ -327,32 +338,46 @@ class Map(KernelObject):
         return getattr(self.type, "name", str(self.type))
 
     # -- elements ---------------------------------------------------------------------------
+    # Single-element reads and writes take no lock: they share this object's key and value
+    # buffers, so one Map object must not be used for them from two threads at once (give
+    # each thread its own with clone()). Outer maps, iteration and batches do lock.
     def __getitem__(self, key: Any) -> Any:
-        with self._lock:
+        try:
+            self._kset(key)
+        except struct.error:
             self._kpack(self._kbuf, key)
-            if self._io.lookup() < 0:
-                raise self._elem_error("lookup", key)
-            return self._vunpack(self._vbuf)
+        if self._lookup() < 0:
+            raise self._elem_error("lookup", key)
+        return self._vget()
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        with self._lock:
+        try:
+            self._kset(key)
+        except struct.error:
             self._kpack(self._kbuf, key)
+        try:
+            self._vset(value)
+        except struct.error:
             self._vpack(self._vbuf, value)
-            if self._io.update_any() < 0:
-                raise self._elem_error("update", key)
+        if self._update_any() < 0:
+            raise self._elem_error("update", key)
 
     def __delitem__(self, key: Any) -> None:
-        with self._lock:
+        try:
+            self._kset(key)
+        except struct.error:
             self._kpack(self._kbuf, key)
-            if self._io.delete() < 0:
-                raise self._elem_error("delete", key)
+        if self._delete() < 0:
+            raise self._elem_error("delete", key)
 
     def __contains__(self, key: Any) -> bool:
-        with self._lock:
+        try:
+            self._kset(key)
+        except struct.error:
             self._kpack(self._kbuf, key)
-            if self._io.lookup() == 0:
-                return True
-            code = last_errno()
+        if self._lookup() == 0:
+            return True
+        code = last_errno()
         if code == errno.ENOENT:
             return False
         raise self._elem_error("lookup", key, code)
@@ -370,20 +395,18 @@ class Map(KernelObject):
         Raises KeyExistsError (NOEXIST, key present), KeyNotFoundError (EXIST, key absent),
         MapFullError (no room).
         """
-        with self._lock:
-            self._kpack(self._kbuf, key)
-            self._vpack(self._vbuf, value)
-            if self._io.update(int(flags)) < 0:
-                raise self._elem_error("update", key)
+        self._kpack(self._kbuf, key)
+        self._vpack(self._vbuf, value)
+        if self._io.update(int(flags)) < 0:
+            raise self._elem_error("update", key)
 
     def pop(self, key: Any, default: Any = _MISSING) -> Any:
         """Remove ``key`` and return its value (BPF_MAP_LOOKUP_AND_DELETE_ELEM where the
         kernel has it for this type, else lookup then delete)."""
-        with self._lock:
-            self._kpack(self._kbuf, key)
-            if self._io.lookup_and_delete() == 0:
-                return self._vunpack(self._vbuf)
-            code = last_errno()
+        self._kpack(self._kbuf, key)
+        if self._io.lookup_and_delete() == 0:
+            return self._vget()
+        code = last_errno()
         if code == errno.ENOENT:
             if default is _MISSING:
                 raise self._elem_error("pop", key, code)
@@ -498,18 +521,27 @@ class Map(KernelObject):
                                        f"{len(keys)} keys but {len(values)} values")
         if not keys:
             return 0
+        if int(flags) & (UpdateFlags.NOEXIST | UpdateFlags.EXIST):
+            # BPF_MAP_UPDATE_BATCH takes only BPF_F_LOCK in elem_flags (EINVAL otherwise):
+            # NOEXIST/EXIST need one update per element.
+            for k, v in zip(keys, values):
+                self._update_one(k, v, int(flags))
+            return len(keys)
         ks, vs = self.key_size, self._value.size
         done = 0
         for start in range(0, len(keys), _BATCH_CHUNK):
             ck, cv = keys[start:start + _BATCH_CHUNK], values[start:start + _BATCH_CHUNK]
             b = self._batch(len(ck))
-            for i, (k, v) in enumerate(zip(ck, cv)):
-                self._kpack(b.keys, k, i * ks)
-                self._pack_value_for_batch(b.values, v, i * vs)
+            if not (_pack_all(self._key, b.keys, ck) and self._pack_values_all(b.values, cv)):
+                for i, (k, v) in enumerate(zip(ck, cv)):
+                    self._kpack(b.keys, k, i * ks)
+                    self._pack_value_for_batch(b.values, v, i * vs)
             ret = b.run(_sys.constants.Cmd.BPF_MAP_UPDATE_BATCH, len(ck), first=True,
                         elem_flags=int(flags))
             if ret in (-ENOTSUPP, -errno.EOPNOTSUPP):
-                for k, v in zip(keys[start + b.count:], values[start + b.count:]):
+                # No batch op for this type: the kernel processed nothing and left count as
+                # we set it, so go one by one from the start of this chunk.
+                for k, v in zip(keys[start:], values[start:]):
                     self._update_one(k, v, int(flags))
                 return len(keys)
             done += b.count
@@ -531,11 +563,12 @@ class Map(KernelObject):
         for start in range(0, len(keys), _BATCH_CHUNK):
             ck = keys[start:start + _BATCH_CHUNK]
             b = self._batch(len(ck))
-            for i, k in enumerate(ck):
-                self._kpack(b.keys, k, i * ks)
+            if not _pack_all(self._key, b.keys, ck):
+                for i, k in enumerate(ck):
+                    self._kpack(b.keys, k, i * ks)
             ret = b.run(_sys.constants.Cmd.BPF_MAP_DELETE_BATCH, len(ck), first=True)
             if ret in (-ENOTSUPP, -errno.EOPNOTSUPP):
-                for k in keys[start + b.count:]:
+                for k in keys[start:]:  # nothing was deleted; count is still ours
                     del self[k]
                 return len(keys)
             done += b.count
@@ -555,6 +588,12 @@ class Map(KernelObject):
     def _unpack_batch_value(self, buf: Any, offset: int) -> Any:
         return self._vunpack(buf, offset)
 
+    def _pack_values_all(self, buf: Any, values: list[Any]) -> bool:
+        return isinstance(self._value, Codec) and _pack_all(self._value, buf, values)
+
+    def _unpack_values_all(self, buf: Any, n: int) -> list[Any] | None:
+        return _unpack_all(self._value, buf, n) if isinstance(self._value, Codec) else None
+
     def _walk_batch(self, cmd: int, chunk: int) -> list[tuple[Any, Any]]:
         if chunk < 1:
             raise InvalidArgumentError(errno.EINVAL, f"batch on {self._desc}: chunk must be >= 1")
@@ -566,9 +605,22 @@ class Map(KernelObject):
         first = True
         while True:
             ret = b.run(cmd, b.capacity, first=first)
+            if ret < 0 and ret not in (-errno.ENOENT, -errno.ENOSPC):
+                # Refused (no batch op for this type, bad attr, ...): the kernel copied
+                # nothing and left count as we set it, so there is nothing to unpack.
+                if ret in (-ENOTSUPP, -errno.EOPNOTSUPP) and first:
+                    return self._walk_fallback(deleting)
+                raise self._elem_error("lookup_batch", None, -ret)
             n = b.count
-            for i in range(n):
-                out.append((kunpack(b.keys, i * ks), self._unpack_batch_value(b.values, i * vs)))
+            if n:
+                keys = _unpack_all(self._key, b.keys, n)
+                values = self._unpack_values_all(b.values, n)
+                if keys is not None and values is not None:
+                    out.extend(zip(keys, values))
+                else:
+                    for i in range(n):
+                        out.append((kunpack(b.keys, i * ks),
+                                    self._unpack_batch_value(b.values, i * vs)))
             if ret == -errno.ENOENT:
                 return out
             if ret == -errno.ENOSPC and n == 0:
@@ -577,8 +629,6 @@ class Map(KernelObject):
                 bigger.in_token[:] = b.in_token.raw
                 b = bigger
                 continue
-            if ret in (-ENOTSUPP, -errno.EOPNOTSUPP) and first:
-                return self._walk_fallback(deleting)
             if ret < 0:
                 raise self._elem_error("lookup_batch", None, -ret)
             b.advance()
@@ -591,6 +641,57 @@ class Map(KernelObject):
                 with contextlib.suppress(KeyNotFoundError):
                     del self[k]
         return out
+
+
+_CTYPE_OF = {"b": ctypes.c_int8, "B": ctypes.c_uint8, "h": ctypes.c_int16,
+             "H": ctypes.c_uint16, "i": ctypes.c_int32, "I": ctypes.c_uint32,
+             "l": ctypes.c_long, "L": ctypes.c_ulong, "q": ctypes.c_int64, "Q": ctypes.c_uint64}
+
+
+def _packer(codec: Codec | PerCPUCodec, buf: Any) -> Any:
+    """``f(obj)`` writing obj into buf; raises struct.error when the general codec must."""
+    fast = getattr(codec, "fast", None)
+    if fast is not None:
+        return functools.partial(fast.pack_into, buf, 0)
+    return functools.partial(codec.pack_into, buf)
+
+
+def _getter(codec: Codec | PerCPUCodec, buf: Any) -> Any:
+    """``f()`` decoding buf: an int read through a ctypes view where the value is a native
+    integer, else the codec's decoder."""
+    ints = getattr(codec, "ints", None)
+    if ints is not None and ints.format[:1] in "=@" and ints.format[1:] in _CTYPE_OF:
+        view = _CTYPE_OF[ints.format[1:]].from_buffer(buf)
+        return functools.partial(getattr, view, "value")
+    return functools.partial(codec.unpack, buf)
+
+
+def _pack_all(codec: Codec, buf: Any, objs: list[Any]) -> bool:
+    """Pack a whole batch with one struct call when every element is a plain int; False
+    (nothing guaranteed written) when the general per-element path must do it."""
+    fast = codec.fast
+    if fast is None:
+        return False
+    try:
+        struct.pack_into(fast.format[:1] + str(len(objs)) + fast.format[1:], buf, 0, *objs)
+    except struct.error:
+        return False
+    return True
+
+
+def _unpack_all(codec: Codec, buf: Any, n: int) -> list[Any] | None:
+    """Decode n consecutive elements at once: ints through one memoryview cast, bytes by
+    slicing; None when the per-element decoder must do it."""
+    size = codec.size
+    raw = memoryview(buf).cast("B")[:n * size]
+    ints = codec.ints
+    if ints is not None and ints.format[:1] in "=@" and ints.format[1:] in _CTYPE_OF:
+        out: list[Any] = raw.cast(ints.format[1:]).tolist()
+        return out
+    if codec.type is None or codec.type is bytes:
+        data = raw.tobytes()
+        return [data[i:i + size] for i in range(0, n * size, size)]
+    return None
 
 
 def _describe(info: MapInfo) -> str:
@@ -649,6 +750,22 @@ class MmapArray(Map):
         except PermissionError:  # frozen, or RDONLY_PROG: the kernel refuses writable maps
             self._mm = ops.mmap_map(self._fd, self._mm_len, writable=False)
             self._writable = False
+        # Native integer values: index a typed memoryview of the mapping directly.
+        self._n = self.max_entries
+        self._view: Any = None
+        ints = self._value.ints if isinstance(self._value, Codec) else None
+        if ints is not None and ints.format[:1] in "=@" and ints.format[1:] in _CTYPE_OF \
+                and self._stride % ints.size == 0:
+            self._view = memoryview(self._mm).cast(ints.format[1:])
+            self._step = self._stride // ints.size
+
+    def _unmap(self) -> None:
+        if self._view is not None:
+            self._view.release()
+            self._view = None
+        if self._mm is not None and not self._mm.closed:
+            self._mm.close()
+        self._n = 0  # closed: every access takes the checked path
 
     def _index(self, key: Any, op: str = "lookup") -> int:
         if self._fd < 0:
@@ -668,7 +785,10 @@ class MmapArray(Map):
         return int(key)
 
     def __getitem__(self, key: Any) -> Any:
-        if type(key) is int and 0 <= key < self._info.max_entries and self._fd >= 0:
+        if type(key) is int and 0 <= key < self._n:
+            view = self._view
+            if view is not None:
+                return view[key * self._step]
             return self._vunpack(self._mm, key * self._stride)
         return self._vunpack(self._mm, self._index(key) * self._stride)
 
@@ -679,7 +799,14 @@ class MmapArray(Map):
             self._index(key, "update")  # raises ClosedError once closed
             Map.__setitem__(self, key, value)
             return
-        if type(key) is int and 0 <= key < self._info.max_entries:
+        if type(key) is int and 0 <= key < self._n:
+            view = self._view
+            if view is not None and type(value) is int:
+                try:
+                    view[key * self._step] = value
+                    return
+                except (ValueError, TypeError):
+                    pass  # out of range for the type: the codec explains
             self._vpack(self._mm, value, key * self._stride)
             return
         i = self._index(key, "update")
@@ -699,14 +826,12 @@ class MmapArray(Map):
 
     def freeze(self) -> None:
         """Freeze, then remap read-only (the kernel refuses to freeze a writable mapping)."""
-        if self._mm is not None:
-            self._mm.close()
+        self._unmap()
         try:
             super().freeze()
         finally:
             self._map_memory()
 
     def _release(self) -> None:
-        if self._mm is not None and not self._mm.closed:
-            self._mm.close()
+        self._unmap()
         super()._release()

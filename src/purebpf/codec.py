@@ -54,7 +54,7 @@ class Codec:
     ``ValueError`` for one of the wrong size or range; ``unpack(buf, offset=0)`` decodes.
     """
 
-    __slots__ = ("size", "type", "what", "pack_into", "unpack")
+    __slots__ = ("size", "type", "what", "pack_into", "unpack", "fast", "ints")
 
     def __init__(self, size: int, type_: Any = None, what: str = "value") -> None:
         self.size = size
@@ -62,6 +62,11 @@ class Codec:
         self.what = what
         self.pack_into: Callable[..., None]
         self.unpack: Callable[..., Any]
+        # For hot paths: ``fast.pack_into(buf, offset, obj)`` encodes the common case (an int)
+        # and raises struct.error for anything else, which pack_into() then handles;
+        # ``ints`` is set when values decode as ``ints.unpack_from(buf, offset)[0]``.
+        self.fast: struct.Struct | None = None
+        self.ints: struct.Struct | None = None
         self._build()
 
     # -- construction -----------------------------------------------------------------------
@@ -73,6 +78,9 @@ class Codec:
             if fmt is not None:
                 st = struct.Struct("=" + fmt)
                 pack = st.pack_into
+                self.fast = st
+                if t is int:
+                    self.ints = st
 
                 def pack_into(buf: Buffer, obj: Any, offset: int = 0) -> None:
                     try:
@@ -98,6 +106,10 @@ class Codec:
                                  f"the map's size is {size}")
             single = len(st.unpack(bytes(st.size))) == 1
             s_pack, s_unpack = st.pack_into, st.unpack_from
+            if single:
+                self.fast = st
+                if st.format.lstrip("=<>!@") in "bBhHiIlLqQ":
+                    self.ints = st
 
             def pack_struct(buf: Buffer, obj: Any, offset: int = 0) -> None:
                 try:
