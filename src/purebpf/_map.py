@@ -268,6 +268,11 @@ class Map(KernelObject):
     def flags(self) -> MapFlags:
         return self._info.flags
 
+    def clone(self) -> Map:
+        """Another Map object for the same kernel map, with its own fd and buffers (for
+        element calls from another thread)."""
+        return Map._adopt(ops.dup(self.fd), self.spec)
+
     def info(self) -> MapInfo:
         """Fresh BPF_OBJ_GET_INFO_BY_FD data for this map."""
         self._info = _info_of(self.fd)

@@ -101,6 +101,13 @@ class MapOfMaps(Map):
         self._template: Template | None = None
         self._inner_spec: MapSpec | None = None
 
+    def clone(self) -> MapOfMaps:
+        """Another object for the same outer map, keeping the known template."""
+        other = super().clone()
+        assert isinstance(other, MapOfMaps)
+        other._template, other._inner_spec = self._template, self._inner_spec
+        return other
+
     # -- the template -----------------------------------------------------------------------
     @property
     def inner_spec(self) -> MapSpec | None:

@@ -188,3 +188,16 @@ def test_pinned_outer_map_with_another_inner_template_is_refused(
 def test_collection_maps_are_ordinary_maps(mim: Collection) -> None:
     assert all(isinstance(m, Map) for m in mim.maps.values())
     assert repr(mim).startswith("<Collection 'map_in_map'")
+
+
+def test_clone_gives_an_independent_object_for_the_same_map(mim: Collection) -> None:
+    small = mim.maps["small"]
+    with small.clone() as other:
+        assert other == small and other.fd != small.fd
+        other[0] = 7
+        assert small[0] == 7
+    tables = mim.maps["tables"]
+    assert isinstance(tables, MapOfMaps)
+    with tables.clone() as t2:
+        assert isinstance(t2, MapOfMaps) and t2.template == tables.template
+    assert not small.closed
