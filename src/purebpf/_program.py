@@ -19,6 +19,8 @@ from .types import ProgramType
 
 _LOG_START = 1 << 20
 _LOG_MAX = 1 << 30  # the kernel caps log_size at UINT32_MAX >> 2
+_CTX_ONLY = frozenset({ProgramType.RAW_TRACEPOINT, ProgramType.SYSCALL,
+                       ProgramType.TRACING})
 _PSEUDO_MAP_FD = 1
 _PSEUDO_MAP_VALUE = 2
 _LD_IMM64 = 0x18
@@ -206,14 +208,21 @@ class Program(KernelObject):
         if repeat < 1:
             raise InvalidArgumentError(errno.EINVAL, f"test_run {self._desc}: repeat must be "
                                        f">= 1, got {repeat}")
+        kw: dict[str, Any] = {}
+        if self.type in _CTX_ONLY:
+            # These types run once on a context only: the kernel wants repeat and ctx_out 0
+            # (syscall programs get their context written back in place).
+            kw = dict(repeat=0, ctx_out_size=0, ctx_in_place=self.type == ProgramType.SYSCALL)
+        else:
+            kw = dict(repeat=repeat, data_out_size=data_out_size)
         try:
-            r = progs.prog_test_run(self.fd, bytes(data), ctx, repeat=repeat,
-                                    data_out_size=data_out_size)
+            r = progs.prog_test_run(self.fd, bytes(data), ctx, **kw)
         except BPFError as exc:
             hint = ""
             if exc.errno in (errno.EINVAL, errno.ENOTSUP, 524):
-                hint = ("the kernel cannot test-run this program type with this input; "
-                        "packet programs need at least an Ethernet header (14 bytes)")
+                hint = ("the kernel cannot test-run this program type with this input: "
+                        "packet programs need at least an Ethernet header (14 bytes); "
+                        "raw tracepoint and syscall programs take ctx= only")
             raise error_for(exc.errno, f"test_run {self._desc}: {exc.strerror}",
                             hint=hint) from None
         return TestRun(r.retval, r.data, r.duration_ns, r.ctx)
@@ -239,7 +248,7 @@ def _prog_info(fd: int) -> ProgramInfo:
 
 def _resolve_attach(spec: ProgramSpec) -> int:
     """The vmlinux BTF id of the function or tracepoint a tracing/LSM program attaches to."""
-    from .btf.kernel import attach_btf_id
+    from .btf.attach import attach_btf_id
 
     return attach_btf_id(spec.type, spec.attach_to, int(spec.expected_attach_type))
 
@@ -247,7 +256,12 @@ def _resolve_attach(spec: ProgramSpec) -> int:
 def _load_error(spec: ProgramSpec, code: int, log: str) -> BPFError:
     what = f"load program {spec.name!r} ({spec.type.name})"
     if code == errno.EPERM:
-        return error_for(code, f"{what}: not permitted")
+        hint = ""
+        if os.geteuid() == 0:
+            hint = ("already root: this kernel refuses the program type or its attach target "
+                    "(fentry/fexit need CONFIG_FUNCTION_TRACER, lsm programs need lsm=bpf at "
+                    "boot, kernel lockdown forbids tracing)")
+        return error_for(code, f"{what}: not permitted", hint=hint)
     if log.strip():
         hint = ""
         if "cannot pass map_type 12 into func" in log or "cannot pass map_type 13 into func" \

@@ -84,14 +84,19 @@ class TestRunResult:
 
 def prog_test_run(fd: int, data: bytes = b"", ctx: bytes | None = None, *, repeat: int = 1,
                   data_out_size: int | None = None, ctx_out_size: int | None = None,
-                  flags: int = 0, cpu: int = 0) -> TestRunResult:
-    """BPF_PROG_TEST_RUN (GIL released: a run with a large ``repeat`` takes a while)."""
+                  ctx_in_place: bool = False, flags: int = 0, cpu: int = 0) -> TestRunResult:
+    """BPF_PROG_TEST_RUN (GIL released: a run with a large ``repeat`` takes a while).
+
+    ``repeat=0`` leaves the field zero (some program types refuse any other value);
+    ``ctx_in_place`` reads the context back from the input buffer (syscall programs) and
+    passes no ctx_out.
+    """
     din = _buf(data)
     out_size = (len(data) + 256) if data_out_size is None else data_out_size
     dout = ctypes.create_string_buffer(max(out_size, 1)) if data or data_out_size else None
-    cin = _buf(ctx) if ctx else None
+    cin = ctypes.create_string_buffer(ctx, len(ctx)) if ctx else None
     csize = (len(ctx) if ctx else 0) if ctx_out_size is None else ctx_out_size
-    cout = ctypes.create_string_buffer(csize) if csize else None
+    cout = ctypes.create_string_buffer(csize) if csize and not ctx_in_place else None
     attr = ProgTestRunAttr(prog_fd=fd, data_size_in=len(data), data_in=_addr(din),
                            data_size_out=out_size if dout is not None else 0,
                            data_out=_addr(dout), repeat=repeat,
@@ -100,7 +105,10 @@ def prog_test_run(fd: int, data: bytes = b"", ctx: bytes | None = None, *, repea
                            flags=flags, cpu=cpu)
     bpf(C.Cmd.BPF_PROG_TEST_RUN, attr)
     data_out = dout.raw[:attr.data_size_out] if dout is not None else b""
-    ctx_outb = cout.raw[:attr.ctx_size_out] if cout is not None else b""
+    if ctx_in_place:
+        ctx_outb = cin.raw if cin is not None else b""
+    else:
+        ctx_outb = cout.raw[:attr.ctx_size_out] if cout is not None else b""
     return TestRunResult(int(attr.retval), int(attr.duration), data_out, ctx_outb)
 
 
