@@ -17,8 +17,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     p.add_argument("--version", action="version", version=f"purebpf {purebpf.__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    d = sub.add_parser("demo", help="build, fill, swap and print a map-in-map on this kernel")
-    d.add_argument("--services", type=int, default=3, help="number of services (default 3)")
+    d = sub.add_parser("demo", help="a per-service load balancer on a map-in-map, run on this kernel")
+    d.add_argument("--packets", type=int, default=600,
+                   help="packets to send through the program (default 600)")
+    d.add_argument("--seed", type=int, default=1, help="random seed for the packets")
     d.set_defaults(func=_demo.run)
     return p
 
