@@ -332,6 +332,13 @@ class MapOfMaps(Map):
     def _unpack_batch_value(self, buf: Any, offset: int) -> Any:
         return open_inner(self._vunpack(buf, offset), self._inner_spec)
 
+    def _pack_values_all(self, buf: Any, values: list[Any]) -> bool:
+        return False  # inner maps: their fds, one by one (_pack_value_for_batch)
+
+    def _unpack_values_all(self, buf: Any, n: int) -> list[Any] | None:
+        ids = super()._unpack_values_all(buf, n)
+        return None if ids is None else [open_inner(i, self._inner_spec) for i in ids]
+
     def _walk_fallback(self, deleting: bool) -> list[tuple[Any, Any]]:
         out = list(self.items())
         if deleting:

@@ -65,8 +65,9 @@ class KernelObject:
     def pin(self, path: str | os.PathLike[str]) -> None:
         """Pin at ``path`` in a bpffs (BPF_OBJ_PIN); the object then outlives this process."""
         p = os.fspath(path)
+        fd = self.fd  # a ClosedError, not wrapped below
         try:
-            ops.obj_pin(self.fd, p)
+            ops.obj_pin(fd, p)
         except BPFError as exc:
             hint = ""
             if exc.errno in (errno.EPERM, errno.EINVAL, errno.ENOENT):

@@ -46,7 +46,8 @@ class BPFError(OSError):
         return f"{text}; {self.hint}" if self.hint else text
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.errno, self.message), {"hint": self.hint})
+        # The state carries every attribute (hint, and a subclass's feature/field/...).
+        return (type(self), (self.errno, self.message), dict(self.__dict__))
 
 
 class KeyNotFoundError(BPFError, KeyError):
@@ -101,6 +102,16 @@ class InnerMapMismatchError(InvalidArgumentError):
         self.field = field
         self.expected = expected
         self.actual = actual
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_make_mismatch, (self.message, self.field, self.expected, self.actual,
+                                 self.hint))
+
+
+def _make_mismatch(message: str, field: str, expected: Any, actual: Any,
+                   hint: str) -> InnerMapMismatchError:
+    return InnerMapMismatchError(message, field=field, expected=expected, actual=actual,
+                                 hint=hint)
 
 
 class ClosedError(BPFError, ValueError):
