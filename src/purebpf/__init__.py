@@ -15,6 +15,7 @@ from ._program import Program as Program
 from ._program import ProgramInfo as ProgramInfo
 from ._program import TestRun as TestRun
 from ._spec import CollectionSpec as CollectionSpec
+from ._sys.ops import possible_cpus as possible_cpus
 from ._spec import MapSpec as MapSpec
 from ._spec import ProgramSpec as ProgramSpec
 from ._spec import Reference as Reference
@@ -44,5 +45,5 @@ __all__ = [
     "Map", "MapFlags", "MapInfo", "MapFullError", "MapOfMaps", "MapSpec", "MapType",
     "MmapArray", "NotSupportedError", "UpdateFlags", "features", "AttachType", "Program",
     "ProgramInfo", "ProgramSpec", "ProgramType", "Reference", "TestRun", "VerifierError",
-    "Collection", "CollectionSpec", "Variable", "VariableSpec", "load",
+    "Collection", "CollectionSpec", "Variable", "VariableSpec", "load", "possible_cpus",
 ]

@@ -100,7 +100,10 @@ class Map(KernelObject):
     def _setup(self) -> None:
         """Bind element buffers and codecs (subclasses change what values are)."""
         info, spec = self._info, self.spec
-        self._key = Codec(info.key_size, spec.key_type, what=f"key of {self._desc}")
+        key_type = spec.key_type
+        if key_type is None and isinstance(info.type, MapType) and info.type.is_array:
+            key_type = int  # array keys are indexes
+        self._key = Codec(info.key_size, key_type, what=f"key of {self._desc}")
         value: Codec | PerCPUCodec = Codec(info.value_size, spec.value_type,
                                            what=f"value of {self._desc}")
         if isinstance(info.type, MapType) and info.type.is_percpu:
