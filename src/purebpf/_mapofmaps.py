@@ -197,7 +197,7 @@ class MapOfMaps(Map):
         if self.type == MapType.ARRAY_OF_MAPS and int(flags) != 0:
             raise InvalidArgumentError(
                 errno.EINVAL, f"{op} {self._desc}: ARRAY_OF_MAPS accepts only BPF_ANY, got "
-                f"{UpdateFlags(int(flags))!r}", hint="every slot always exists; use "
+                f"{UpdateFlags(int(flags)).name or int(flags)}", hint="every slot always exists; use "
                 "HASH_OF_MAPS for insert-only (NOEXIST) or replace-only (EXIST) semantics")
 
     def _insert_error(self, op: str, key: Any, inner: Map, code: int) -> BPFError:
