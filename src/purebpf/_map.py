@@ -29,7 +29,12 @@ from .errors import (ENOTSUPP, BPFError, BPFPermissionError, ClosedError, IndexO
                      NotSupportedError, error_for)
 from .types import MapFlags, MapType, UpdateFlags
 
-_MISSING: Any = object()
+class _Missing:
+    def __repr__(self) -> str:
+        return "<no default>"
+
+
+_MISSING: Any = _Missing()
 _BATCH_CHUNK = 4096
 
 
