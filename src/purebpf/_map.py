@@ -15,10 +15,11 @@ import functools
 import os
 import struct
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar
 
 from . import _sys
+from ._introspect import check_kind, fdinfo
 from ._object import KernelObject
 from ._spec import MapSpec, Template
 from ._sys import ops
@@ -109,16 +110,16 @@ class Map(KernelObject):
         if key_type is None and isinstance(info.type, MapType) and info.type.is_array:
             key_type = int  # array keys are indexes
         self._key = Codec(info.key_size, key_type, what=f"key of {self._desc}")
-        value: Codec | PerCPUCodec = Codec(info.value_size, spec.value_type,
-                                           what=f"value of {self._desc}")
+        plain = Codec(info.value_size, spec.value_type, what=f"value of {self._desc}")
+        value: Codec | PerCPUCodec = plain
         if isinstance(info.type, MapType) and info.type.is_percpu:
-            value = PerCPUCodec(value, ops.possible_cpus())
+            value = PerCPUCodec(plain, ops.possible_cpus())
         self._value = value
         self._io = io = ElemIO(self._fd, info.key_size, value.size, gil=self._gil)
         self._kbuf, self._vbuf = io.key, io.value
         self._kpack = self._key.pack_into
         self._vpack = value.pack_into
-        self._vunpack = value.unpack
+        self._vunpack: Callable[..., Any] = value.unpack
         self._lookup, self._update_any, self._delete = io.lookup, io.update_any, io.delete
         # The hot path: zero- and one-argument callables implemented in C (functools.partial
         # over struct and ctypes), so m[k] runs no Python frame besides __getitem__ itself.
@@ -221,6 +222,11 @@ class Map(KernelObject):
             fd = ops.obj_get(p)
         except BPFError as exc:
             raise error_for(exc.errno, f"open pinned map {p!r}: {exc.strerror}") from None
+        try:
+            check_kind(fd, "map", f"open pinned map {p!r}")
+        except BPFError:
+            close_fd(fd)
+            raise
         m = cls._adopt(fd)
         return m
 
@@ -285,6 +291,28 @@ class Map(KernelObject):
         """Fresh BPF_OBJ_GET_INFO_BY_FD data for this map."""
         self._info = _info_of(self.fd)
         return self._info
+
+    def fdinfo(self) -> dict[str, str]:
+        """The kernel's /proc fdinfo fields for this map: ``frozen``, ``memlock`` (bytes
+        charged), ``map_type``, ... as strings; empty when /proc is not mounted."""
+        return fdinfo(self.fd)
+
+    def btf(self) -> Any:
+        """The BTF describing this map's key and value (a :class:`purebpf.btf.Spec`), fetched
+        from the kernel by the map's ``btf_id`` (BPF_BTF_GET_FD_BY_ID, 5.0+) and parsed once;
+        None for a map created without BTF. ``info().btf_key_type_id`` and
+        ``btf_value_type_id`` are type ids in it (decode with :mod:`purebpf.btf.values`)."""
+        cached = self.__dict__.get("_btf_spec", _MISSING)
+        if cached is not _MISSING:
+            return cached
+        spec = None
+        if self._info.btf_id:
+            from .btf.handle import BTFHandle
+
+            with BTFHandle.from_id(self._info.btf_id) as handle:
+                spec = handle.spec()
+        self.__dict__["_btf_spec"] = spec
+        return spec
 
     def _release(self) -> None:
         self._io.invalidate()
@@ -699,7 +727,7 @@ def _unpack_all(codec: Codec, buf: Any, n: int) -> list[Any] | None:
     raw = memoryview(buf).cast("B")[:n * size]
     ints = codec.ints
     if ints is not None and ints.format[:1] in "=@" and ints.format[1:] in _CTYPE_OF:
-        out: list[Any] = raw.cast(ints.format[1:]).tolist()
+        out: list[Any] = raw.cast(ints.format[1:]).tolist()  # type: ignore[call-overload]
         return out
     if codec.type is None or codec.type is bytes:
         data = raw.tobytes()
@@ -769,7 +797,7 @@ class MmapArray(Map):
         ints = self._value.ints if isinstance(self._value, Codec) else None
         if ints is not None and ints.format[:1] in "=@" and ints.format[1:] in _CTYPE_OF \
                 and self._stride % ints.size == 0:
-            self._view = memoryview(self._mm).cast(ints.format[1:])
+            self._view = memoryview(self._mm).cast(ints.format[1:])  # type: ignore
             self._step = self._stride // ints.size
 
     def _unmap(self) -> None:

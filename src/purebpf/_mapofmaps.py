@@ -173,8 +173,7 @@ class MapOfMaps(Map):
             self._kpack(self._kbuf, key)
             if self._io.lookup() < 0:
                 raise self._elem_error("lookup", key)
-            v: int = self._vunpack(self._vbuf)
-            return v
+            return int(self._vunpack(self._vbuf))
 
     def _open_raw(self, raw: bytes) -> Map:
         return open_inner(self._lookup_raw(raw), self._inner_spec)
@@ -304,7 +303,7 @@ class MapOfMaps(Map):
         unpack = self._key.unpack
         for raw in self._raw_keys():
             try:
-                yield unpack(raw), self._lookup_raw(raw)
+                yield unpack(raw), int(self._lookup_raw(raw))
             except KeyNotFoundError:
                 continue
 

@@ -135,12 +135,14 @@ PERMISSION_HINT = (
 )
 
 
-def error_for(code: int, message: str, *, hint: str = "", element: bool = False) -> BPFError:
+def error_for(code: int | None, message: str, *, hint: str = "", element: bool = False
+              ) -> BPFError:
     """The most specific BPFError for ``code``.
 
     ENOENT becomes :class:`KeyNotFoundError` only for element operations (``element=True``);
     elsewhere ENOENT means "no such object" and stays a plain :class:`BPFError`.
     """
+    code = code or _errno.EIO  # an OSError without errno (never from the kernel)
     cls = _BY_ERRNO.get(code, BPFError)
     if cls is KeyNotFoundError and not element:
         cls = BPFError

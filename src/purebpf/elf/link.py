@@ -13,8 +13,10 @@ import dataclasses
 import errno
 import struct
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from .._spec import ProgramSpec, Reference
+from ..types import ProgramType
 from ..errors import InvalidArgumentError, NotSupportedError
 from .reader import ElfObject, Section
 from .sections import section_def
@@ -93,7 +95,7 @@ class Linker:
         for f in [f for f in self.funcs.values() if f.section is sec]:
             self.sites[f.key] = self._scan(f, relocs)
 
-    def _scan(self, f: _Func, relocs: dict[int, object]) -> list[_Site]:
+    def _scan(self, f: _Func, relocs: Mapping[int, Any]) -> list[_Site]:
         data = f.section.data
         sites: list[_Site] = []
         for slot in range(f.start, f.start + f.length):
@@ -103,19 +105,19 @@ class Linker:
             local = slot - f.start
             if op == _CALL and src == _PSEUDO_CALL:
                 if rel is not None:
-                    sym = rel.symbol  # type: ignore[attr-defined]
+                    sym = rel.symbol
                     target = (sym.section, sym.value // 8 + imm + 1)
                 else:
                     target = (f.section.index, slot + imm + 1)
                 sites.append(_Site(local, "call", target))
             elif op == _CALL and src == _PSEUDO_KFUNC_CALL or (
-                    op == _CALL and rel is not None and rel.symbol.section == 0):  # type: ignore
-                name = rel.symbol.name if rel is not None else "?"  # type: ignore
+                    op == _CALL and rel is not None and rel.symbol.section == 0):
+                name = rel.symbol.name if rel is not None else "?"
                 raise NotSupportedError(errno.EOPNOTSUPP, f"link {f.name!r}: calls kernel "
                                         f"function {name!r} (kfunc), which purebpf does not "
                                         "resolve yet", feature="kfunc calls")
             elif op == _LD_IMM64 and rel is not None:
-                sym = rel.symbol  # type: ignore[attr-defined]
+                sym = rel.symbol
                 if sym.section == 0:
                     raise NotSupportedError(
                         errno.EOPNOTSUPP, f"link {f.name!r}: instruction {local} refers to "
@@ -194,7 +196,7 @@ class Linker:
                 else:
                     refs.append(Reference(at, str(s.target), s.kind, s.offset))
         lower_indirect_helper_calls(insns, refs, self.data)
-        spec = ProgramSpec(name=entry.name, type=0, instructions=bytes(insns), references=refs,
+        spec = ProgramSpec(name=entry.name, type=ProgramType.UNSPEC, instructions=bytes(insns), references=refs,
                            license=self.license())
         return self._with_ext(spec, order, placed)
 
@@ -229,7 +231,7 @@ _LDX_DW = 0x79
 _WRITES_DST = (0x00, 0x01, 0x04, 0x07)  # instruction classes LD, LDX, ALU, ALU64
 
 
-def _jump_targets(insns: bytes) -> set[int]:
+def _jump_targets(insns: bytes | bytearray) -> set[int]:
     targets = set()
     n = len(insns) // 8
     for i in range(n):
@@ -262,9 +264,9 @@ def lower_indirect_helper_calls(insns: bytearray, refs: list[Reference],
         dst, src = regs & 0x0F, regs >> 4
         off = struct.unpack_from("<h", insns, i * 8 + 2)[0]
         if op == _LD_IMM64:
-            r = addr.get(i)
-            if r is not None:
-                known[dst] = ("addr", r.target, r.offset)
+            ref = addr.get(i)
+            if ref is not None:
+                known[dst] = ("addr", ref.target, ref.offset)
             else:
                 known.pop(dst, None)
             i += 2
@@ -283,11 +285,11 @@ def lower_indirect_helper_calls(insns: bytearray, refs: list[Reference],
             if helper is not None and helper[0] == "helper":
                 struct.pack_into("<BBhi", insns, i * 8, _CALL, 0, 0, int(helper[1]))
                 done += 1
-            for r in range(6):
-                known.pop(r, None)
+            for reg in range(6):
+                known.pop(reg, None)
         elif op == _CALL:
-            for r in range(6):
-                known.pop(r, None)
+            for reg in range(6):
+                known.pop(reg, None)
         elif op & 0x07 in _WRITES_DST:
             known.pop(dst, None)
         elif op & 0x07 == 0x03 and op & 0xE0 == 0xC0:  # atomic: a fetch writes src

@@ -114,7 +114,7 @@ def read_elf(source: str | os.PathLike[str] | bytes, name: str | None = None) ->
     symbols: list[Symbol] = []
     symtab = elf.get_section_by_name(".symtab")
     if symtab is not None:
-        for i, sym in enumerate(symtab.iter_symbols()):
+        for i, sym in enumerate(symtab.iter_symbols()):  # type: ignore[attr-defined]
             symbols.append(Symbol(i, sym.name, int(sym["st_value"]), int(sym["st_size"]),
                                   _shndx(sym["st_shndx"]), str(sym["st_info"]["type"]),
                                   str(sym["st_info"]["bind"])))
@@ -124,7 +124,7 @@ def read_elf(source: str | os.PathLike[str] | bytes, name: str | None = None) ->
             continue
         target = int(sec["sh_info"])
         rels = relocations.setdefault(target, [])
-        for rel in sec.iter_relocations():
+        for rel in sec.iter_relocations():  # type: ignore[attr-defined]
             idx = int(rel["r_info_sym"])
             if idx >= len(symbols):
                 raise InvalidArgumentError(22, f"read {name}: relocation in {sec.name} names "
