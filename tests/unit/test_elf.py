@@ -209,3 +209,42 @@ def test_committed_objects_match_their_sources(tmp_path: pathlib.Path, folder: s
     assert built == committed
     stale = [n for n in built if not filecmp.cmp(tmp_path / n, src / n, shallow=False)]
     assert not stale, f"rebuild with make -C tests/testdata/{folder}: {stale} are stale"
+
+
+def _objects() -> list[pathlib.Path]:
+    return sorted(DATA.glob("*.o")) + sorted((DATA / "invalid").glob("*.o"))
+
+
+@pytest.mark.parametrize("path", _objects(), ids=lambda p: p.name)
+def test_reader_agrees_with_pyelftools(path: pathlib.Path) -> None:
+    """Our ELF reader against pyelftools (a test dependency) on every test object."""
+    import io
+
+    from elftools.elf.elffile import ELFFile
+
+    ours = read_elf(path)
+    elf = ELFFile(io.BytesIO(path.read_bytes()))
+    theirs = list(elf.iter_sections())
+    assert [s.name for s in ours.sections] == [s.name for s in theirs]
+    for s, t in zip(ours.sections, theirs):
+        assert (s.size, s.flags, s.info) == (t["sh_size"], t["sh_flags"], t["sh_info"])
+        if s.type not in ("SHT_NOBITS", "SHT_SYMTAB", "SHT_REL"):
+            assert s.data == t.data()
+    symtab = elf.get_section_by_name(".symtab")
+    syms = list(symtab.iter_symbols())  # type: ignore[union-attr]
+    assert [(s.name, s.value, s.size) for s in ours.symbols] == \
+        [(s.name, s["st_value"], s["st_size"]) for s in syms]
+    for target, rels in ours.relocations.items():
+        rel_sec = next(t for t in theirs if t["sh_type"] == "SHT_REL" and
+                       t["sh_info"] == target)
+        assert [(r.offset, r.symbol.index, r.type) for r in rels] == [
+            (r["r_offset"], r["r_info_sym"], r["r_info_type"])
+            for r in rel_sec.iter_relocations()]  # type: ignore[attr-defined]
+
+
+def test_truncated_and_32_bit_objects_are_refused(tmp_path: pathlib.Path) -> None:
+    data = (DATA / "globals.o").read_bytes()
+    with pytest.raises(InvalidArgumentError, match="out of bounds"):
+        read_elf(data[:200])
+    with pytest.raises(InvalidArgumentError, match="not a 64-bit ELF"):
+        read_elf(data[:4] + b"\x01" + data[5:])
