@@ -20,7 +20,9 @@ def _blocks(path: pathlib.Path) -> list[str]:
 
 @pytest.mark.parametrize("path", [p for p in DOCS if _blocks(p)],
                          ids=lambda p: str(p.relative_to(ROOT)))
-def test_doc_code_blocks_run(path: pathlib.Path, map_leak_check: None) -> None:
+def test_doc_code_blocks_run(path: pathlib.Path, map_leak_check: None,
+                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)  # examples name files relative to the repository
     ns: dict[str, object] = {"__name__": f"doc:{path.name}"}
     out = io.StringIO()
     for i, block in enumerate(_blocks(path)):
