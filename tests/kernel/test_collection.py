@@ -236,3 +236,25 @@ def test_program_info_and_reopen_by_id(mim: Collection) -> None:
     with purebpf.Program.from_id(prog.id) as again:
         assert again.id == prog.id
         assert again.test_run(packet(1, 0)).retval == 0
+
+
+def test_program_array_initialised_in_c_and_tail_calls() -> None:
+    spec = CollectionSpec.from_file(DATA / "tailcall.o")
+    assert spec.maps["jump_table"].contents == [(1, "answer_a"), (3, "answer_b")]
+    assert spec.maps["seen"].map_extra == 3
+    with purebpf.load(DATA / "tailcall.o") as coll:
+        dispatch = coll.programs["dispatch"]
+        assert [dispatch.test_run(bytes([i]) + bytes(63)).retval for i in range(4)] == \
+            [99, 10, 99, 30]
+        assert coll.maps["seen"].info().map_extra == 3
+
+
+def test_programs_pin_and_reopen(mim: Collection, pin_root: pathlib.Path) -> None:
+    prog = mim.programs["read_table"]
+    prog.pin(pin_root / "read_table")
+    try:
+        with purebpf.Program.from_pin(pin_root / "read_table") as again:
+            assert again.id == prog.id
+    finally:
+        prog.unpin()
+    assert not (pin_root / "read_table").exists()
