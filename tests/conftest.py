@@ -40,8 +40,20 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 def open_fds() -> set[int]:
-    """The fds open in this process (anonymous bpf-map fds included)."""
-    return {int(n) for n in os.listdir("/proc/self/fd")}
+    """The fds open in this process (anonymous bpf-map fds included).
+
+    Leaves out the fd os.listdir holds while listing /proc/self/fd (closed again by the time
+    it is read): otherwise the number it had would count as open, and a leaked fd that later
+    takes that number would go unnoticed.
+    """
+    fds = set()
+    for n in os.listdir("/proc/self/fd"):
+        try:
+            os.readlink(f"/proc/self/fd/{n}")
+        except OSError:
+            continue
+        fds.add(int(n))
+    return fds
 
 
 def live_map_ids() -> set[int]:

@@ -113,7 +113,7 @@ def test_operations_on_a_closed_map(spec: MapSpec, op: Callable[[Map], object]) 
     with pytest.raises(ClosedError) as info:
         op(m)
     assert info.value.errno == errno.EBADF
-    assert f"(HASH id={m.id})" in str(info.value) or f"id={m.id})" in str(info.value)
+    assert f"map 'life' ({spec.type.name} id={m.id})" in str(info.value)
 
 
 @pytest.mark.parametrize("op", [lambda m: m[0], lambda m: m.__setitem__(0, 1),

@@ -14,6 +14,7 @@ from purebpf import (BPFError, BPFPermissionError, IndexOutOfRangeError, Invalid
                      KeyExistsError, KeyNotFoundError, Map, MapFlags, MapFullError, MapInfo,
                      MapSpec, MapType, MmapArray, UpdateFlags)
 from purebpf._sys import ops
+from purebpf._sys.syscall import ElemIO
 
 
 def possible_cpus() -> int:
@@ -226,10 +227,9 @@ def test_percpu_layout_matches_the_kernel() -> None:
     with Map.create(spec) as m:
         m[0] = list(range(1, NCPU + 1))
         assert ops.possible_cpus() == NCPU
-        m._kbuf[:4] = bytes(4)
-        assert m._io.lookup() == 0
-        buf = bytes(m._vbuf)
-        assert len(buf) == 8 * NCPU
+        io = ElemIO(m.fd, 4, 8 * NCPU)
+        assert io.lookup() == 0  # key buffer is zeroed: index 0
+        buf = bytes(io.value)
         assert [int.from_bytes(buf[8 * i:8 * i + 4], sys.byteorder) for i in range(NCPU)] == \
             list(range(1, NCPU + 1))
 

@@ -111,3 +111,30 @@ def test_fixup_datasecs_leaves_unknown_names_alone() -> None:
     spec = datasec_spec()
     assert fixup_datasecs(spec, {}, {}) == 0
     assert spec.types[8] == datasec_spec().types[8]
+
+
+PURE_MODULES = ["__init__", "_wire", "cdecl", "cdump", "decode", "encode", "errors", "ext",
+                "layout", "spec", "strings", "types"]
+
+
+@pytest.mark.parametrize("module", PURE_MODULES)
+def test_btf_modules_stay_pure(module: str) -> None:
+    # The style guide's rule for purebpf.btf: no ctypes, no syscalls, no purebpf._sys.
+    import ast
+    from pathlib import Path
+
+    import purebpf.btf
+    path = Path(purebpf.btf.__file__).with_name(f"{module}.py")
+    allowed = {"__future__", "array", "collections", "dataclasses", "enum", "functools", "os",
+               "struct", "typing"}
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 1:
+                continue  # a sibling module of the package
+            names = [node.module or ""]
+        else:
+            continue
+        for name in names:
+            assert name.split(".")[0] in allowed, f"{module}.py imports {name}"

@@ -203,7 +203,7 @@ def test_which_templates_compare_max_entries(mtype: MapType, flags: int,
 T_ARRAY = Template(MapType.ARRAY, 4, 4, 0, 8)
 T_HASH = Template(MapType.HASH, 4, 4, 0, 8)
 MISMATCH = [
-    ("type", T_ARRAY, T_ARRAY.__class__(MapType.HASH, 4, 4, 0, 8), "ARRAY", "HASH",
+    ("type", T_ARRAY, Template(MapType.HASH, 4, 4, 0, 8), "ARRAY", "HASH",
      "inner map type HASH != template ARRAY", "one type only"),
     ("key_size", T_HASH, Template(MapType.HASH, 8, 4, 0, 8), 4, 8,
      "inner map key_size 8 != template 4", ""),
@@ -219,7 +219,7 @@ MISMATCH = [
 
 
 @pytest.mark.parametrize("field,tmpl,cand,expected,actual,msg,hint",
-                         [m[:1] + m[1:] for m in MISMATCH], ids=[m[0] for m in MISMATCH])
+                         MISMATCH, ids=[m[0] for m in MISMATCH])
 def test_template_diff_names_the_field(field: str, tmpl: Template, cand: Template,
                                        expected: object, actual: object, msg: str,
                                        hint: str) -> None:
