@@ -228,6 +228,7 @@ class Map(KernelObject):
             close_fd(fd)
             raise
         m = cls._adopt(fd)
+        m._pin_path = p  # so unpin() knows where
         return m
 
     @classmethod
@@ -351,6 +352,8 @@ class Map(KernelObject):
         what = f"{op} {self._desc}"
         is_array = isinstance(self.type, MapType) and self.type.is_array
         if code == errno.ENOENT:
+            if not self.key_size:
+                return KeyNotFoundError(code, f"{what}: the map is empty")
             return KeyNotFoundError(code, f"{what}: key {key!r} not found")
         if code == errno.EEXIST:
             return KeyExistsError(code, f"{what}: key {key!r} already exists (NOEXIST given)")
@@ -441,9 +444,19 @@ class Map(KernelObject):
         if self._io.update(int(flags)) < 0:
             raise self._elem_error("update", key)
 
-    def pop(self, key: Any, default: Any = _MISSING) -> Any:
+    def pop(self, key: Any = _MISSING, default: Any = _MISSING) -> Any:
         """Remove ``key`` and return its value (BPF_MAP_LOOKUP_AND_DELETE_ELEM where the
-        kernel has it for this type, else lookup then delete)."""
+        kernel has it for this type, else lookup then delete).
+
+        Without a key, on a QUEUE or STACK: remove and return the next value (oldest or
+        newest); KeyNotFoundError when empty."""
+        if key is _MISSING:
+            if self.key_size:
+                raise TypeError(f"pop {self._desc}: a key is needed (only QUEUE and STACK "
+                                "maps pop without one)")
+            if self._io.lookup_and_delete() < 0:
+                raise self._elem_error("pop", None)
+            return self._vget()
         self._kpack(self._kbuf, key)
         if self._io.lookup_and_delete() == 0:
             return self._vget()
@@ -462,6 +475,24 @@ class Map(KernelObject):
                 raise
             return default
         return value
+
+    # -- QUEUE, STACK (and BLOOM_FILTER): maps of values without keys ------------------------
+    def push(self, value: Any, flags: UpdateFlags | int = UpdateFlags.ANY) -> None:
+        """Add ``value`` to a QUEUE, STACK or BLOOM_FILTER map (BPF_MAP_UPDATE_ELEM, no key).
+
+        A full QUEUE/STACK raises MapFullError, unless ``flags`` is BPF_EXIST, which makes
+        room by dropping the oldest value."""
+        self._vpack(self._vbuf, value)
+        if self._io.update(int(flags)) < 0:
+            raise self._elem_error("push", None)
+
+    def peek(self) -> Any:
+        """The next value of a QUEUE (oldest) or STACK (newest), left in place.
+
+        Raises KeyNotFoundError when the map is empty."""
+        if self._lookup() < 0:
+            raise self._elem_error("peek", None)
+        return self._vget()
 
     def _raw_keys(self) -> Iterator[bytes]:
         """Keys as bytes via BPF_MAP_GET_NEXT_KEY.

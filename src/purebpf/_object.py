@@ -70,7 +70,9 @@ class KernelObject:
             ops.obj_pin(fd, p)
         except BPFError as exc:
             hint = ""
-            if exc.errno in (errno.EPERM, errno.EINVAL, errno.ENOENT):
+            if exc.errno == errno.EEXIST:
+                hint = "the path already exists: unpin it (or rm it) first, or pick another"
+            elif exc.errno in (errno.EPERM, errno.EINVAL, errno.ENOENT):
                 hint = (f"is {os.path.dirname(p) or '.'} in a mounted bpffs "
                         "(mount -t bpf bpf /sys/fs/bpf)?")
             raise error_for(exc.errno, f"pin {self._desc} at {p!r}: {exc.strerror}",

@@ -139,13 +139,14 @@ def error_for(code: int | None, message: str, *, hint: str = "", element: bool =
               ) -> BPFError:
     """The most specific BPFError for ``code``.
 
-    ENOENT becomes :class:`KeyNotFoundError` only for element operations (``element=True``);
-    elsewhere ENOENT means "no such object" and stays a plain :class:`BPFError`.
+    ENOENT and EEXIST become :class:`KeyNotFoundError` and :class:`KeyExistsError` only for
+    element operations (``element=True``); elsewhere they mean "no such object" and "already
+    exists" and stay plain :class:`BPFError`.
     """
     code = code or _errno.EIO  # an OSError without errno (never from the kernel)
     cls = _BY_ERRNO.get(code, BPFError)
-    if cls is KeyNotFoundError and not element:
-        cls = BPFError
+    if cls in (KeyNotFoundError, KeyExistsError) and not element:
+        cls = BPFError  # "no such object" / "already exists" (a pin path, say), not a key
     if cls is BPFPermissionError and not hint:
         hint = PERMISSION_HINT if code == _errno.EPERM else ""
     if cls is NotSupportedError:

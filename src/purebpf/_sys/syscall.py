@@ -104,13 +104,15 @@ class ElemIO:
         self.key_addr = ctypes.addressof(self.key)
         self.value_addr = ctypes.addressof(self.value)
         size = ctypes.sizeof(MapElemAttr)
-        elem = MapElemAttr(map_fd=fd, key=self.key_addr, value=self.value_addr)
-        upd = MapElemAttr(map_fd=fd, key=self.key_addr, value=self.value_addr)
-        nxt = MapElemAttr(map_fd=fd, key=self.key_addr, value=ctypes.addressof(self.next_key))
+        # QUEUE, STACK and BLOOM_FILTER have no key: the kernel wants a NULL key pointer.
+        kaddr = self.key_addr if key_size else 0
+        elem = MapElemAttr(map_fd=fd, key=kaddr, value=self.value_addr)
+        upd = MapElemAttr(map_fd=fd, key=kaddr, value=self.value_addr)
+        nxt = MapElemAttr(map_fd=fd, key=kaddr, value=ctypes.addressof(self.next_key))
         first = MapElemAttr(map_fd=fd, key=0, value=ctypes.addressof(self.next_key))
         # BPF_MAP_DELETE_ELEM's last field is key: a non-zero value pointer is EINVAL
         # (CHECK_ATTR), so delete gets an attr of its own with value left at 0.
-        dele = MapElemAttr(map_fd=fd, key=self.key_addr)
+        dele = MapElemAttr(map_fd=fd, key=kaddr)
         self._upd = upd
         self._attrs = (elem, upd, nxt, first, dele)  # the callables below point into these
 
