@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 from . import _sys
 from ._introspect import check_kind, fdinfo
-from ._object import KernelObject
+from ._object import KernelObject, iter_ids
 from ._spec import MapSpec, Template
 from ._sys import ops
 from ._sys.syscall import ElemIO, close_fd, last_errno
@@ -94,6 +94,7 @@ class Map(KernelObject):
     """
 
     _by_type: ClassVar[dict[MapType, type[Map]]] = {}
+    _info: MapInfo
 
     def __init__(self, fd: int, spec: MapSpec, info: MapInfo, *, quiet: bool = False) -> None:
         """Wrap ``fd`` (ownership passes to the Map). Use the classmethods instead."""
@@ -248,21 +249,9 @@ class Map(KernelObject):
     @staticmethod
     def ids() -> Iterator[int]:
         """Every map id in the system (BPF_MAP_GET_NEXT_ID), ascending."""
-        cur = 0
-        while (nxt := ops.map_next_id(cur)) is not None:
-            yield nxt
-            cur = nxt
+        return iter_ids(ops.map_next_id)
 
     # -- identity and lifetime --------------------------------------------------------------
-    @property
-    def id(self) -> int:
-        """Kernel map id."""
-        return self._info.id
-
-    @property
-    def name(self) -> str:
-        return self._info.name
-
     @property
     def type(self) -> MapType:
         return self._info.type

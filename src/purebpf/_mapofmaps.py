@@ -338,14 +338,6 @@ class MapOfMaps(Map):
         ids = super()._unpack_values_all(buf, n)
         return None if ids is None else [open_inner(i, self._inner_spec) for i in ids]
 
-    def _walk_fallback(self, deleting: bool) -> list[tuple[Any, Any]]:
-        out = list(self.items())
-        if deleting:
-            for k, _ in out:
-                with contextlib.suppress(KeyNotFoundError):
-                    del self[k]
-        return out
-
     # -- the tree ---------------------------------------------------------------------------
     def to_dict(self, deep: bool = True) -> dict[Any, Any]:
         """``{key: inner}``; with ``deep``, each inner map as a dict of its elements."""

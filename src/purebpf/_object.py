@@ -6,6 +6,7 @@ import errno
 import os
 import warnings
 import weakref
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ._sys import ops
@@ -19,12 +20,31 @@ def _warn_unclosed(fd: int, desc: str) -> None:
                   stacklevel=2)
 
 
+def iter_ids(next_id: Callable[[int], int | None]) -> Iterator[int]:
+    """Walk a BPF_*_GET_NEXT_ID command from the start: every id, ascending."""
+    cur = 0
+    while (nxt := next_id(cur)) is not None:
+        yield nxt
+        cur = nxt
+
+
 class KernelObject:
     """Owns exactly one fd. ``close()`` is idempotent, ``with`` closes, and an object that is
     garbage-collected while open is closed with a ``ResourceWarning`` (unless ``quiet``:
     objects purebpf opened on the caller's behalf, such as inner maps from a lookup)."""
 
     _desc: str
+    _info: Any  # the kernel's info for the object: at least .id and .name
+
+    @property
+    def id(self) -> int:
+        """The kernel's id for the object."""
+        return int(self._info.id)
+
+    @property
+    def name(self) -> str:
+        """The object's name in the kernel (at most 15 characters)."""
+        return str(self._info.name)
 
     def _own(self, fd: int, desc: str, quiet: bool) -> None:
         self._fd = fd

@@ -9,8 +9,9 @@ import struct
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from ._introspect import check_kind, fdinfo
 from ._map import Map
-from ._object import KernelObject
+from ._object import KernelObject, iter_ids
 from ._spec import ProgramSpec
 from ._sys import ops, progs
 from .errors import (BPFError, InvalidArgumentError, NotSupportedError, VerifierError,
@@ -41,6 +42,10 @@ class ProgramInfo:
     verified_insns: int
     run_time_ns: int
     run_count: int
+    gpl_compatible: bool = False
+    load_time_ns: int = 0
+    """When the program was loaded, in ns since boot (CLOCK_BOOTTIME)."""
+    created_by_uid: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +81,8 @@ def patch_references(spec: ProgramSpec, maps: Mapping[str, Map]) -> bytes:
 
 class Program(KernelObject):
     """A loaded BPF program. Load with :meth:`load`; open with :meth:`from_id`/`from_pin`."""
+
+    _info: ProgramInfo
 
     def __init__(self, fd: int, info: ProgramInfo, spec: ProgramSpec | None = None, *,
                  quiet: bool = False) -> None:
@@ -161,6 +168,11 @@ class Program(KernelObject):
             fd = ops.obj_get(p)
         except BPFError as exc:
             raise error_for(exc.errno, f"open pinned program {p!r}: {exc.strerror}") from None
+        try:
+            check_kind(fd, "program", f"open pinned program {p!r}")
+        except BPFError:
+            os.close(fd)
+            raise
         return cls._adopt(fd)
 
     @classmethod
@@ -171,18 +183,7 @@ class Program(KernelObject):
     @staticmethod
     def ids() -> Iterator[int]:
         """Every program id in the system, ascending."""
-        cur = 0
-        while (nxt := progs.next_id("prog", cur)) is not None:
-            yield nxt
-            cur = nxt
-
-    @property
-    def id(self) -> int:
-        return self._info.id
-
-    @property
-    def name(self) -> str:
-        return self._info.name
+        return iter_ids(lambda cur: progs.next_id("prog", cur))
 
     @property
     def type(self) -> ProgramType | int:
@@ -192,6 +193,11 @@ class Program(KernelObject):
         """Fresh kernel info for this program."""
         self._info = _prog_info(self.fd)
         return self._info
+
+    def fdinfo(self) -> dict[str, str]:
+        """The kernel's /proc fdinfo fields for this program (``memlock``, ``prog_jited``,
+        ``verified_insns``, ...) as strings; empty when /proc is not mounted."""
+        return fdinfo(self.fd)
 
     def xlated(self) -> bytes:
         """The instructions as the kernel rewrote them (for disassembly)."""
@@ -243,7 +249,8 @@ def _prog_info(fd: int) -> ProgramInfo:
                        tag=bytes(i.tag).hex(), map_ids=tuple(map_ids), btf_id=i.btf_id,
                        xlated_size=i.xlated_prog_len, jited_size=i.jited_prog_len,
                        verified_insns=i.verified_insns, run_time_ns=i.run_time_ns,
-                       run_count=i.run_cnt)
+                       run_count=i.run_cnt, gpl_compatible=bool(i.gpl_compatible & 1),
+                       load_time_ns=i.load_time, created_by_uid=i.created_by_uid)
 
 
 def _resolve_attach(spec: ProgramSpec) -> int:
