@@ -3,6 +3,7 @@
 Start with :class:`MapSpec` and :meth:`Map.create`; see README.md and docs/.
 """
 
+from . import asm as asm
 from . import features as features
 from ._collection import Collection as Collection
 from ._collection import Variable as Variable
@@ -20,6 +21,8 @@ from ._spec import MapSpec as MapSpec
 from ._spec import ProgramSpec as ProgramSpec
 from ._spec import Reference as Reference
 from ._spec import VariableSpec as VariableSpec
+from .btf.handle import BTFHandle as BTFHandle
+from .btf.handle import BTFInfo as BTFInfo
 from .errors import BPFError as BPFError
 from .errors import BPFPermissionError as BPFPermissionError
 from .errors import ClosedError as ClosedError
@@ -46,4 +49,5 @@ __all__ = [
     "MmapArray", "NotSupportedError", "UpdateFlags", "features", "AttachType", "Program",
     "ProgramInfo", "ProgramSpec", "ProgramType", "Reference", "TestRun", "VerifierError",
     "Collection", "CollectionSpec", "Variable", "VariableSpec", "load", "possible_cpus",
+    "BTFHandle", "BTFInfo", "asm",
 ]

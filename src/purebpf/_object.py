@@ -92,6 +92,8 @@ class KernelObject:
             hint = ""
             if exc.errno == errno.EEXIST:
                 hint = "the path already exists: unpin it (or rm it) first, or pick another"
+            elif exc.errno == errno.EPERM and "." in os.path.basename(p):
+                hint = "bpffs refuses '.' in names: pick a name without dots"
             elif exc.errno in (errno.EPERM, errno.EINVAL, errno.ENOENT):
                 hint = (f"is {os.path.dirname(p) or '.'} in a mounted bpffs "
                         "(mount -t bpf bpf /sys/fs/bpf)?")

@@ -1,6 +1,7 @@
 """BPF Type Format: parse, query, encode and render .BTF and .BTF.ext, in pure Python.
 
-Nothing here calls into the kernel: kernel BTF is read from files under /sys/kernel/btf.
+What this module exports makes no system calls beyond reading files, so it works
+without privileges; kernel BTF is just the file /sys/kernel/btf/vmlinux.
 """
 
 from __future__ import annotations

@@ -1,0 +1,177 @@
+"""Raw bytes decoded by a BTF type into plain Python values, as ``bpftool map dump``
+"formatted" shows them. Pure: no syscalls.
+
+========================  ==============================================================
+BTF type                  Python value
+========================  ==============================================================
+INT                       ``int`` (``bool`` for a BOOL encoding); bitfields are extracted
+ENUM, ENUM64              the enumerator's name, or the ``int`` when no name matches
+FLOAT                     ``float`` (2, 4 or 8 bytes)
+PTR                       ``int`` (the address)
+ARRAY                     ``list``; a char array holding a NUL-terminated printable string
+                          is that ``str``
+STRUCT, UNION             ``dict`` of member name -> value (anonymous members' fields are
+                          merged in)
+DATASEC                   ``dict`` of variable name -> value
+typedefs, qualifiers      the value of the type they refer to
+anything without a size   the bytes, as a hex string
+========================  ==============================================================
+
+Everything returned is JSON-serialisable.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from .errors import BTFError
+from .layout import MAX_NESTING
+from .spec import Spec
+from .types import (
+    MODIFIERS, Array, Datasec, Enum, Enum64, Float, Int, IntEncoding, Member, Ptr, Struct,
+    Union, Var,
+)
+
+_FLOAT = {2: "e", 4: "f", 8: "d"}
+_CHAR_NAMES = frozenset({"char", "signed char", "unsigned char"})
+
+
+def decode(spec: Spec, type_id: int, data: bytes | bytearray | memoryview,
+           offset: int = 0) -> Any:
+    """The value of BTF type ``type_id`` stored at ``data[offset:]``.
+
+    Raises ``BTFError`` when ``data`` is shorter than the type or the type id is unknown.
+    """
+    return _Decoder(spec, bytes(data)).value(type_id, offset, 0)
+
+
+class _Decoder:
+    def __init__(self, spec: Spec, data: bytes) -> None:
+        self.spec = spec
+        self.data = data
+        self.order: Any = "little" if spec.byteorder == "little" else "big"
+        self.prefix = "<" if spec.byteorder == "little" else ">"
+
+    def _bytes(self, offset: int, size: int) -> bytes:
+        if offset < 0 or offset + size > len(self.data):
+            raise BTFError(f"value of {len(self.data)} bytes is too short: needs {size} bytes "
+                           f"at offset {offset}")
+        return self.data[offset:offset + size]
+
+    def value(self, tid: int, offset: int, depth: int) -> Any:
+        if depth > MAX_NESTING:
+            raise BTFError(f"type id {tid}: nested too deeply (a reference loop?)")
+        t = self.spec.type_by_id(tid)
+        if isinstance(t, (*MODIFIERS, Var)):
+            return self.value(t.type, offset, depth + 1)
+        if isinstance(t, Int):
+            return self._int(t, offset)
+        if isinstance(t, (Enum, Enum64)):
+            raw = int.from_bytes(self._bytes(offset, t.size), self.order, signed=t.signed)
+            for v in t.values:
+                if v.value == raw or (not t.signed and v.value & ((1 << 8 * t.size) - 1) == raw):
+                    return v.name
+            return raw
+        if isinstance(t, Float):
+            fmt = _FLOAT.get(t.size)
+            raw_f = self._bytes(offset, t.size)
+            return struct.unpack(self.prefix + fmt, raw_f)[0] if fmt else raw_f.hex()
+        if isinstance(t, Ptr):
+            return int.from_bytes(self._bytes(offset, 8), self.order)
+        if isinstance(t, Array):
+            return self._array(t, offset, depth)
+        if isinstance(t, (Struct, Union)):
+            return self._composite(t, offset, depth)
+        if isinstance(t, Datasec):
+            out: dict[str, Any] = {}
+            for vs in t.vars:
+                var = self.spec.type_by_id(vs.type)
+                if isinstance(var, Var):
+                    out[var.name] = self.value(var.type, offset + vs.offset, depth + 1)
+            return out
+        size = self._size_or_none(tid)
+        if size is None:
+            return self.data[offset:].hex()
+        return self._bytes(offset, size).hex()
+
+    def _size_or_none(self, tid: int) -> int | None:
+        try:
+            return self.spec.sizeof(tid)
+        except BTFError:
+            return None
+
+    def _int(self, t: Int, offset: int) -> Any:
+        raw = int.from_bytes(self._bytes(offset, t.size), self.order)
+        if t.offset or t.bits != t.size * 8:
+            raw = (raw >> t.offset) & ((1 << t.bits) - 1)
+        signed = bool(t.encoding & IntEncoding.SIGNED)
+        if signed and raw >> (t.bits - 1) & 1:
+            raw -= 1 << t.bits
+        if t.encoding & IntEncoding.BOOL:
+            return bool(raw)
+        return raw
+
+    def _array(self, t: Array, offset: int, depth: int) -> Any:
+        elem = self.spec.resolve(t.elem)
+        esize = self.spec.sizeof(t.elem)
+        if isinstance(elem, Int) and elem.size == 1 and (
+                elem.encoding & IntEncoding.CHAR or elem.name in _CHAR_NAMES):
+            text = _c_string(self._bytes(offset, t.nelems))
+            if text is not None:
+                return text
+        return [self.value(t.elem, offset + i * esize, depth + 1) for i in range(t.nelems)]
+
+    def _composite(self, t: Struct | Union, offset: int, depth: int) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for i, m in enumerate(t.members):
+            v = self._member(m, offset, depth)
+            if not m.name and isinstance(v, dict):
+                out.update(v)  # anonymous struct/union: its fields belong to the parent
+            else:
+                out[m.name or f"(anon{i})"] = v
+        return out
+
+    def _member(self, m: Member, offset: int, depth: int) -> Any:
+        if not m.bitfield_size:
+            if m.bit_offset % 8:
+                raise BTFError(f"member {m.name!r} starts at bit {m.bit_offset}, not on a "
+                               "byte boundary, and is not a bitfield")
+            return self.value(m.type, offset + m.bit_offset // 8, depth + 1)
+        # A bitfield: read the bytes that hold it and shift (BPF targets lay bitfields out
+        # from the least significant bit on little-endian, the most significant on big).
+        first = m.bit_offset // 8
+        last = (m.bit_offset + m.bitfield_size + 7) // 8
+        chunk = int.from_bytes(self._bytes(offset + first, last - first), self.order)
+        nbits = (last - first) * 8
+        if self.order == "little":
+            shift = m.bit_offset - first * 8
+        else:
+            shift = nbits - (m.bit_offset - first * 8) - m.bitfield_size
+        raw = (chunk >> shift) & ((1 << m.bitfield_size) - 1)
+        base = self.spec.resolve(m.type)
+        if isinstance(base, Int) and base.encoding & IntEncoding.SIGNED and \
+                raw >> (m.bitfield_size - 1) & 1:
+            raw -= 1 << m.bitfield_size
+        if isinstance(base, (Enum, Enum64)):
+            for v in base.values:
+                if v.value == raw:
+                    return v.name
+        if isinstance(base, Int) and base.encoding & IntEncoding.BOOL:
+            return bool(raw)
+        return raw
+
+
+def _c_string(raw: bytes) -> str | None:
+    """``raw`` as text if it is a NUL-terminated printable string padded with NULs."""
+    end = raw.find(b"\0")
+    if end < 0 or any(raw[end:]):
+        return None
+    try:
+        text = raw[:end].decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    return text if text.isprintable() else None
+
+
+__all__ = ["decode"]
