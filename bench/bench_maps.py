@@ -132,8 +132,9 @@ def no_gc() -> Iterator[None]:
 
 
 def hash_spec(max_entries: int) -> MapSpec:
+    # u32 -> u64, declared as such: keys and values decode to ints
     return MapSpec(MapType.HASH, key_size=4, value_size=8, max_entries=max_entries,
-                   value_type=int, name="bench_hash")
+                   key_type=int, value_type=int, name="bench_hash")
 
 
 def inner_spec() -> MapSpec:
