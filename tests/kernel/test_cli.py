@@ -36,3 +36,22 @@ def test_shipped_demo_object_matches_its_source(tmp_path: pathlib.Path) -> None:
                    capture_output=True)
     assert filecmp.cmp(tmp_path / "lb.bpf.o", ROOT / "src/purebpf/data/lb.bpf.o",
                        shallow=False), "rebuild with make -C examples"
+
+
+def test_demo_maps_can_be_pinned_and_shown_as_a_tree(capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+    import subprocess
+
+    base = pathlib.Path("/sys/fs/bpf")
+    if not os.path.ismount(base):
+        subprocess.run(["mount", "-t", "bpf", "bpf", str(base)], check=True)
+    root = base / f"purebpf-demo-test-{os.getpid()}"
+    try:
+        assert main(["demo", "--packets", "50", "--pin", str(root)]) == 0
+        capsys.readouterr()
+        assert main(["map", "tree", str(root / "services"), "--values"]) == 0
+        out = capsys.readouterr().out
+        assert "hash_of_maps 'services'" in out and "[80] ->" in out
+        assert "key: 6  value: 206" in out  # the grown table
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

@@ -62,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--packets", type=int, default=600,
                    help="packets to send through the program (default 600)")
     d.add_argument("--seed", type=int, default=1, help="random seed for the packets")
+    d.add_argument("--pin", metavar="DIR",
+                   help="leave the demo's maps pinned in DIR (in a bpffs) afterwards, to "
+                        "inspect them with 'purebpf map tree DIR/services'")
     d.set_defaults(func=_demo.run)
     return p
 

@@ -50,7 +50,20 @@ def run(args: argparse.Namespace) -> int:
     rng = random.Random(args.seed)
     obj = importlib.resources.files("purebpf") / "data" / "lb.bpf.o"
     with importlib.resources.as_file(obj) as path, purebpf.load(path) as coll:
-        return _demo(coll, rng, args.packets)
+        rc = _demo(coll, rng, args.packets)
+        if args.pin:
+            _pin(coll, args.pin)
+        return rc
+
+
+def _pin(coll: Collection, root: str) -> None:
+    """Pin the demo's maps in ``root`` so they outlive the command."""
+    os.makedirs(root, exist_ok=True)
+    for name in ("services", "packets"):
+        coll.maps[name].pin(os.path.join(root, name))
+    print(f"\npinned in {root}: services, packets. Look again with:\n"
+          f"  purebpf map tree {root}/services --values\n"
+          f"remove with: rm -r {root}")
 
 
 def _demo(coll: Collection, rng: random.Random, n_packets: int) -> int:
