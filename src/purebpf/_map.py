@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 from . import _sys
 from ._introspect import check_kind, fdinfo
 from ._object import KernelObject, iter_ids
-from ._spec import MapSpec, Template
+from ._spec import ACCESS_FLAGS, MapSpec, Template
 from ._sys import ops
 from ._sys.syscall import ElemIO, close_fd, last_errno
 from .codec import Codec, PerCPUCodec, round8
@@ -66,8 +66,7 @@ class MapInfo:
     def template(self) -> Template:
         """The fields compared when this map is inserted into an outer map."""
         return Template(self.type, self.key_size, self.value_size,
-                        int(self.flags) & ~int(MapFlags.RDONLY | MapFlags.WRONLY),
-                        self.max_entries)
+                        int(self.flags) & ~ACCESS_FLAGS, self.max_entries)
 
 
 def _info_of(fd: int) -> MapInfo:
@@ -101,8 +100,11 @@ class Map(KernelObject):
         self.spec = spec
         self._info = info
         self._lock = threading.RLock()
-        self._own(fd, _describe(info), quiet)
+        self._fd, self._desc = fd, _describe(info)
         self._setup()
+        # Only now does the object own fd: if _setup raised, the caller closes it, and a
+        # finalizer registered earlier would close the same number again later.
+        self._own(fd, self._desc, quiet)
 
     def _setup(self) -> None:
         """Bind element buffers and codecs (subclasses change what values are)."""
@@ -184,6 +186,7 @@ class Map(KernelObject):
         ``like`` where its sizes agree.
         """
         try:
+            check_kind(fd, "map", "open map")
             info = _info_of(fd)
             if spec is None:
                 spec = info.to_spec()
@@ -304,6 +307,16 @@ class Map(KernelObject):
         self.__dict__["_btf_spec"] = spec
         return spec
 
+    _shared = False  # set on inner maps opened by outer-map lookups (see MapOfMaps)
+
+    def close(self) -> None:
+        """Close the fd (idempotent). The kernel map lives on while pinned or referenced.
+
+        An inner map returned by an outer-map lookup is shared by every holder in this
+        thread: close() leaves it open, and it closes when the last holder drops it."""
+        if not self._shared:
+            super().close()
+
     def _release(self) -> None:
         self._io.invalidate()
 
@@ -330,8 +343,9 @@ class Map(KernelObject):
             ops.map_freeze(fd)
         except BPFError as exc:
             # EPERM here is a map already frozen or an fd without write access, not privileges.
-            hint = "the map is already frozen or the fd is read-only" \
-                if exc.errno == errno.EPERM else ""
+            hint = {errno.EPERM: "the map is already frozen or the fd is read-only",
+                    errno.EBUSY: "a writable mmap of the map is open (another MmapArray "
+                                 "object, or another process)"}.get(exc.errno or 0, "")
             raise error_for(exc.errno, f"freeze {self._desc}: {exc.strerror}",
                             hint=hint) from None
 
@@ -354,6 +368,9 @@ class Map(KernelObject):
                                 hint="delete entries or create the map with a larger "
                                      "max_entries")
         if code == errno.EBADF:
+            if self._fd >= 0:
+                return ClosedError(code, f"{what}: a file descriptor given as the value is "
+                                   "not open (a closed map or program?)")
             return ClosedError(code, f"{what}: the map is closed")
         if code == errno.EPERM:
             return BPFPermissionError(code, f"{what}: not permitted",
@@ -874,9 +891,11 @@ class MmapArray(Map):
         self._vpack(self._mm, value, i * self._stride)
 
     def __contains__(self, key: Any) -> bool:
+        self.fd  # noqa: B018 - raises ClosedError once closed
         return type(key) is int and 0 <= key < self.max_entries
 
     def keys(self) -> Iterator[Any]:
+        self.fd  # noqa: B018 - raises ClosedError once closed
         return iter(range(self.max_entries))
 
     __iter__ = keys

@@ -13,41 +13,46 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import sys
+import threading
 import weakref
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from . import _sys
-from ._map import Map, MapInfo, _describe, _info_of
-from ._spec import MapSpec, Template, check_template
+from ._map import _MISSING, Map, _describe
+from ._spec import MapSpec, Template, check_template, flag_names
 from ._sys import ops
 from ._sys.syscall import last_errno
 from .codec import Codec
 from .errors import (BPFError, ClosedError, InnerMapMismatchError, InvalidArgumentError,
-                     KeyNotFoundError, NotSupportedError, error_for)
+                     KeyNotFoundError, errno_name, error_for)
 from .types import MapType, UpdateFlags
 
-# Inner maps opened by lookups, by kernel id. Weak: a looked-up inner map lives as long as the
-# caller holds it, so repeated lookups share one fd and dropped ones close theirs at once.
-_opened: weakref.WeakValueDictionary[int, Map] = weakref.WeakValueDictionary()
+# Inner maps opened by lookups, by (thread, kernel id). Weak: a looked-up inner map lives as
+# long as the caller holds it, so repeated lookups share one fd and a dropped one closes its
+# fd at once. Per thread, because a Map object's element calls belong to one thread.
+_opened: weakref.WeakValueDictionary[tuple[int, int], Map] = weakref.WeakValueDictionary()
 
 
 def open_inner(map_id: int, like: MapSpec | None = None) -> Map:
-    """The inner map with ``map_id``: a cached open Map, or a newly opened one.
+    """The inner map with ``map_id``: this thread's cached open Map, or a newly opened one.
 
     A newly opened map takes its key/value types from ``like`` (the outer map's template
-    spec) when the sizes agree, so its elements decode as the template's do.
+    spec) when the sizes agree, so its elements decode as the template's do. Raises
+    KeyNotFoundError if the map went away since its id was read.
     """
-    m = _opened.get(map_id)
+    key = (threading.get_ident(), map_id)
+    m = _opened.get(key)
     if m is not None and not m.closed:
         return m
     fd = ops.map_fd_by_id_errno(map_id)
     if fd < 0:
-        raise error_for(-fd, f"open inner map id {map_id}: "
-                        + ("it was removed meanwhile" if fd == -errno.ENOENT
-                           else f"BPF_MAP_GET_FD_BY_ID failed"))
+        raise error_for(-fd, f"open inner map id {map_id}: " + (
+            "it was removed meanwhile" if fd == -errno.ENOENT else errno_name(-fd)),
+            element=True)
     m = Map._adopt(fd, quiet=True, like=like)
-    _opened[map_id] = m
+    m._shared = True
+    _opened[key] = m
     return m
 
 
@@ -78,6 +83,7 @@ def create_outer(spec: MapSpec, inner_map: Map | None, *, btf_fd: int = 0) -> Ma
         outer = Map._create_plain(spec, inner_map_fd=tmpl.fd)
         assert isinstance(outer, MapOfMaps)
         outer._template = template
+        outer._template_btf_id = tmpl._info.btf_id
         outer._inner_spec = spec.inner.replace(
             type=template.type, key_size=template.key_size, value_size=template.value_size,
             flags=template.map_flags, max_entries=template.max_entries)
@@ -100,6 +106,7 @@ class MapOfMaps(Map):
         self._vunpack = self._value.unpack
         self._template: Template | None = None
         self._inner_spec: MapSpec | None = None
+        self._template_btf_id = 0  # the BTF object describing the template's key and value
 
     def clone(self) -> MapOfMaps:
         """Another object for the same outer map, keeping the known template."""
@@ -135,7 +142,10 @@ class MapOfMaps(Map):
                 continue
             info = inner._info
             self._template = info.template
-            self._inner_spec = info.to_spec().replace(name="")
+            self._inner_spec = info.to_spec().replace(
+                name="", btf_key_type_id=info.btf_key_type_id,
+                btf_value_type_id=info.btf_value_type_id)
+            self._template_btf_id = info.btf_id
             return
 
     def new_inner(self, **overrides: Any) -> Map:
@@ -145,7 +155,20 @@ class MapOfMaps(Map):
         if spec is None:
             raise InvalidArgumentError(errno.EINVAL, f"new_inner for {self._desc}: the template "
                                        "is unknown (the map is empty and was not created here)")
-        return Map.create(spec.replace(**overrides))
+        spec = spec.replace(**overrides)
+        if self._template_btf_id and spec.btf_value_type_id:
+            # The template's value has BTF (a declaration in C, maybe with a bpf_spin_lock or
+            # bpf_timer, which the kernel compares): create the map with the same BTF.
+            from .btf.handle import BTFHandle
+
+            try:
+                btf = BTFHandle.from_id(self._template_btf_id)
+            except BPFError:
+                pass  # gone with the maps that used it: create without
+            else:
+                with btf:
+                    return Map._create_spec(spec, btf_fd=btf.fd)
+        return Map.create(spec)
 
     def check_inner(self, inner: Map, op: str = "insert into") -> None:
         """Raise InnerMapMismatchError if ``inner`` does not fit this outer map's template."""
@@ -193,6 +216,11 @@ class MapOfMaps(Map):
                 raise self._insert_error("update", key, inner, last_errno())
 
     def _check_flags(self, flags: UpdateFlags | int, op: str) -> None:
+        if int(flags) not in (UpdateFlags.ANY, UpdateFlags.NOEXIST, UpdateFlags.EXIST):
+            raise InvalidArgumentError(
+                errno.EINVAL, f"{op} {self._desc}: flags {int(flags):#x} are not valid for an "
+                "outer map", hint="use ANY, NOEXIST or EXIST (an outer map has no spin lock "
+                "for BPF_F_LOCK)")
         if self.type == MapType.ARRAY_OF_MAPS and int(flags) != 0:
             raise InvalidArgumentError(
                 errno.EINVAL, f"{op} {self._desc}: ARRAY_OF_MAPS accepts only BPF_ANY, got "
@@ -226,12 +254,28 @@ class MapOfMaps(Map):
         program still uses the old one (the kernel waited a grace period).
         """
         old: Map | None
-        try:
-            old = self[key]
-        except KeyNotFoundError:
-            old = None
-        self.update(key, new)
+        with self._lock:  # no other swap through this object between lookup and update
+            try:
+                old = self[key]
+            except KeyNotFoundError:
+                old = None
+            self.update(key, new)
         return old
+
+    def pop(self, key: Any = _MISSING, default: Any = _MISSING) -> Any:
+        """Remove the inner map at ``key`` and return it (open, so still usable).
+
+        The kernel has no lookup-and-delete for outer maps: this is a lookup and a delete,
+        made atomic against other callers of this object."""
+        with self._lock:
+            try:
+                inner = self[key]
+            except KeyNotFoundError:
+                if default is _MISSING:
+                    raise
+                return default
+            del self[key]
+            return inner
 
     @contextlib.contextmanager
     def staged(self, key: Any, *, copy: bool = False, **overrides: Any) -> Iterator[Map]:
@@ -283,12 +327,6 @@ class MapOfMaps(Map):
                 if self._io.lookup() == 0:
                     yield raw
 
-    def keys(self) -> Iterator[Any]:
-        """Keys of the filled slots."""
-        return super().keys()
-
-    __iter__ = keys
-
     def items(self) -> Iterator[tuple[Any, Map]]:
         """``(key, inner Map)`` for each filled slot."""
         unpack = self._key.unpack
@@ -298,7 +336,7 @@ class MapOfMaps(Map):
             except KeyNotFoundError:
                 continue
 
-    def ids(self) -> Iterator[tuple[Any, int]]:  # type: ignore[override]
+    def inner_ids(self) -> Iterator[tuple[Any, int]]:
         """``(key, inner map id)`` for each filled slot (no fds opened)."""
         unpack = self._key.unpack
         for raw in self._raw_keys():
@@ -328,6 +366,19 @@ class MapOfMaps(Map):
     def _update_one(self, key: Any, value: Any, flags: int) -> None:
         self.update(key, value, flags)
 
+    def lookup_and_delete_batch(self, chunk: int = 1024) -> list[tuple[Any, Any]]:
+        """Remove every inner map and return ``(key, Map)`` pairs.
+
+        Not the kernel's BPF_MAP_LOOKUP_AND_DELETE_BATCH: it releases each inner map as it
+        deletes the slot, so a map nobody else holds would be gone before its id could be
+        opened. purebpf opens them all first (lookup batch), then deletes the keys (delete
+        batch: one RCU grace period). A slot written by someone else in between is deleted
+        without being returned."""
+        with self._lock:
+            pairs = self.lookup_batch(chunk)
+            self.delete_batch([k for k, _ in pairs])
+            return pairs
+
     def _unpack_batch_value(self, buf: Any, offset: int) -> Any:
         return open_inner(self._vunpack(buf, offset), self._inner_spec)
 
@@ -342,8 +393,12 @@ class MapOfMaps(Map):
     def to_dict(self, deep: bool = True) -> dict[Any, Any]:
         """``{key: inner}``; with ``deep``, each inner map as a dict of its elements."""
         out: dict[Any, Any] = {}
-        for k, inner in self.items():
-            out[_hashable(k)] = dict((_hashable(ik), iv) for ik, iv in inner.items()) \
+        for k, inner_id in self.inner_ids():
+            try:
+                inner = open_inner(inner_id, self._inner_spec)
+            except KeyNotFoundError:
+                continue  # removed meanwhile
+            out[_hashable(k)] = dict((_hashable(ik), iv) for ik, iv in _elements(inner)) \
                 if deep else inner
         return out
 
@@ -354,29 +409,36 @@ class MapOfMaps(Map):
         if tmpl is not None:
             lines.append(f"  template: {tmpl.type.name} key={tmpl.key_size} "
                          f"value={tmpl.value_size} max_entries={tmpl.max_entries} "
-                         f"flags={_flags(tmpl.map_flags)}")
-        entries = list(self.items())
+                         f"flags={flag_names(tmpl.map_flags)}")
+        entries = list(self.inner_ids())  # ids only: one inner map is open at a time
         try:
             entries.sort(key=lambda kv: kv[0])
         except TypeError:
             pass  # keys without an order (bytes of structs are fine; ctypes objects are not)
-        for k, inner in entries:
-            n = len(inner)
+        for k, inner_id in entries:
+            try:
+                inner = open_inner(inner_id, self._inner_spec)
+            except KeyNotFoundError:
+                continue  # removed meanwhile
+            elements = _elements(inner)
+            count = f" entries={len(elements)}" if inner.key_size else ""
             lines.append(f"  [{k!r}] -> {_describe(inner._info)} max_entries={inner.max_entries}"
-                         f" entries={n}")
+                         f"{count}")
             if values:
-                for i, (ik, iv) in enumerate(inner.items()):
-                    if i >= limit:
-                        lines.append(f"      ... {n - limit} more")
-                        break
+                for ik, iv in elements[:limit]:
                     lines.append(f"      {ik!r}: {iv!r}")
+                if len(elements) > limit:
+                    lines.append(f"      ... {len(elements) - limit} more")
+            del inner
         return "\n".join(lines)
 
 
-def _flags(v: int) -> str:
-    from ._spec import flag_names
-
-    return flag_names(v)
+def _elements(inner: Map) -> list[tuple[Any, Any]]:
+    """An inner map's (key, value) pairs; none for keyless types (ring buffers, queues,
+    stacks, bloom filters), whose contents are not addressable by key."""
+    if not inner.key_size:
+        return []
+    return list(inner.items())
 
 
 def _hashable(k: Any) -> Any:
@@ -387,10 +449,7 @@ def _hashable(k: Any) -> Any:
         return bytes(memoryview(k).cast("B"))
 
 
-_LE = __import__("sys").byteorder == "little"
+_LE = sys.byteorder == "little"
 
 Map._by_type[MapType.ARRAY_OF_MAPS] = MapOfMaps
 Map._by_type[MapType.HASH_OF_MAPS] = MapOfMaps
-
-__all__ = ["MapOfMaps", "MapInfo", "create_outer", "open_inner", "NotSupportedError",
-           "InnerMapMismatchError", "_info_of", "Template"]

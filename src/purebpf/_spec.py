@@ -121,7 +121,12 @@ class MapSpec:
             raise InvalidArgumentError(
                 errno.EINVAL, f"{what}: {field} must be at least 1 for {self.type.name}",
                 hint=f"pass {field}= (or a {field.split('_')[0]}_type with a size)")
-        if self.max_entries <= 0 and self.type not in _NO_MAX_ENTRIES:
+        if self.type in _NO_MAX_ENTRIES and self.max_entries != 0:
+            raise InvalidArgumentError(
+                errno.EINVAL, f"{what}: max_entries must be 0 for {self.type.name} (the "
+                f"kernel sizes it), got {self.max_entries}")
+        if self.max_entries <= 0 and self.type not in _NO_MAX_ENTRIES and \
+                self.type != MapType.STRUCT_OPS:
             raise InvalidArgumentError(
                 errno.EINVAL, f"{what}: max_entries must be at least 1, got {self.max_entries}")
         if self.map_extra and self.type not in (MapType.BLOOM_FILTER, MapType.ARENA):
@@ -154,11 +159,10 @@ _NEEDS_SIZES = frozenset({
     MapType.LRU_PERCPU_HASH, MapType.LPM_TRIE,
 })
 
-# Types whose max_entries may be 0 (the kernel sizes them itself).
+# Types whose max_entries must be 0: the kernel sizes them itself.
 _NO_MAX_ENTRIES = frozenset({
     MapType.SK_STORAGE, MapType.INODE_STORAGE, MapType.TASK_STORAGE, MapType.CGRP_STORAGE,
-    MapType.CGROUP_STORAGE, MapType.PERCPU_CGROUP_STORAGE, MapType.STRUCT_OPS,
-    MapType.QUEUE, MapType.STACK, MapType.PERF_EVENT_ARRAY,
+    MapType.CGROUP_STORAGE, MapType.PERCPU_CGROUP_STORAGE,
 })
 
 
@@ -188,8 +192,12 @@ class Template:
 
     @classmethod
     def of(cls, spec: MapSpec) -> Template:
-        return cls(spec.type, spec.key_size, spec.value_size,
-                   int(spec.flags) & ~_ACCESS_FLAGS, spec.max_entries)
+        """The template a map created from ``spec`` will have (the kernel keeps
+        BPF_F_NUMA_NODE, which purebpf sets for ``numa_node``, and drops RDONLY/WRONLY)."""
+        flags = int(spec.flags) | (int(MapFlags.NUMA_NODE) if spec.numa_node is not None
+                                   else 0)
+        return cls(spec.type, spec.key_size, spec.value_size, flags & ~ACCESS_FLAGS,
+                   spec.max_entries)
 
     def compares_max_entries(self) -> bool:
         """True when the kernel requires equal max_entries for this inner type."""
@@ -208,7 +216,8 @@ class Template:
         return None
 
 
-_ACCESS_FLAGS = int(MapFlags.RDONLY | MapFlags.WRONLY)
+# fd access-mode flags the kernel strips from map_flags (bpf_map_flags_retain_permanent)
+ACCESS_FLAGS = int(MapFlags.RDONLY | MapFlags.WRONLY)
 
 
 def _fmt(field: str, v: Any) -> str:

@@ -37,7 +37,8 @@ class BPFError(OSError):
     """
 
     def __init__(self, code: int, message: str, *, hint: str = "") -> None:
-        super().__init__(code, message)
+        # OSError's strerror is the errno's text (as for any OSError); str() is the message.
+        super().__init__(code, strerror(code) if code else message)
         self.message = message
         self.hint = hint
 

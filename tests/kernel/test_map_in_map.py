@@ -397,7 +397,7 @@ def test_array_of_maps_iteration_skips_empty_slots(aom: MapOfMaps) -> None:
             assert len(outer) == 2
             assert [(k, v.id) for k, v in outer.items()] == [(1, a.id), (4, b.id)]
             assert [v.id for v in outer.values()] == [a.id, b.id]
-            assert list(outer.ids()) == [(1, a.id), (4, b.id)]
+            assert list(outer.inner_ids()) == [(1, a.id), (4, b.id)]
             assert 0 not in outer and 5 not in outer and 6 not in outer
             with pytest.raises(KeyNotFoundError) as info:
                 outer[0]

@@ -212,7 +212,7 @@ def test_hash_of_maps_behaves_like_a_dict_of_maps(ops: list[tuple[Any, ...]]) ->
                     assert (k in outer) is (k in model)
                     if k in model:
                         assert outer[k].id == ids[model[k]] == outer.inner_id(k)
-                assert dict(outer.ids()) == {key: ids[j] for key, j in model.items()}
+                assert dict(outer.inner_ids()) == {key: ids[j] for key, j in model.items()}
             assert sorted(outer) == sorted(model) and len(outer) == len(model)
         finally:
             for p in pool:

@@ -126,9 +126,6 @@ BPF_F_TOKEN_FD = 1 << 16
 BPF_F_SEGV_ON_FAULT = 1 << 17
 BPF_F_NO_USER_CONV = 1 << 18
 
-# The kernel strips these from map->map_flags (bpf_map_flags_retain_permanent): they only
-# set the access mode of the returned fd, so they never take part in template comparison.
-BPF_F_ACCESS_MASK = BPF_F_RDONLY | BPF_F_WRONLY
 
 # --- flags for BPF_MAP_UPDATE_ELEM -----------------------------------------------------------
 BPF_ANY = 0

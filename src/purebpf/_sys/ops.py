@@ -119,11 +119,13 @@ def possible_cpus() -> int:
             text = f.read().strip()
     except OSError:
         return os.cpu_count() or 1
+    # The kernel lays per-CPU values out for each possible CPU (num_possible_cpus()):
+    # count the CPUs in the mask ("0-3,8-11" is 8), not the highest number.
     n = 0
     for part in text.split(","):
         lo, _, hi = part.partition("-")
-        n = max(n, int(hi or lo) + 1)
-    return n
+        n += int(hi or lo) - int(lo) + 1
+    return max(n, 1)
 
 
 def mmap_map(fd: int, length: int, writable: bool) -> mmap.mmap:

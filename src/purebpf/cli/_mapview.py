@@ -86,7 +86,7 @@ def record_line(rec: dict[str, Any]) -> str:
 def elements(m: Map) -> Iterator[tuple[Any, Any]]:
     """(key, value) pairs; an outer map's values are inner map ids (no fds opened)."""
     if isinstance(m, MapOfMaps):
-        return m.ids()
+        return m.inner_ids()
     return m.items()
 
 
@@ -168,7 +168,7 @@ def tree_node(m: Map, values: bool, limit: int | None,
     dec = Decoder(m, btf_cache)
     if isinstance(m, MapOfMaps):
         children = []
-        for key, inner_id in sorted_pairs(list(m.ids())):
+        for key, inner_id in sorted_pairs(list(m.inner_ids())):
             child: dict[str, Any] = {"key": dec.key(as_bytes(key, dec.key_size))}
             try:
                 inner = Map.from_id(inner_id)
