@@ -20,7 +20,8 @@ from ._mapofmaps import MapOfMaps
 from ._program import Program
 from ._sys import ops
 from ._spec import CollectionSpec, MapSpec, Template, VariableSpec
-from .errors import BPFError, InnerMapMismatchError, InvalidArgumentError
+from .errors import (BPFError, BPFPermissionError, InnerMapMismatchError,
+                     InvalidArgumentError)
 from .types import MapFlags, MapType
 
 DEFAULT_PIN_ROOT = "/sys/fs/bpf"
@@ -49,8 +50,9 @@ class Variable:
     def set(self, value: int | bytes) -> None:
         """Write the variable (not for ``.rodata`` constants, which are frozen at load)."""
         if self.readonly:
-            raise InvalidArgumentError(errno.EPERM, f"variable {self.name!r} is in .rodata: "
-                                       "set it in the CollectionSpec before loading")
+            raise BPFPermissionError(errno.EPERM, f"variable {self.name!r} is in .rodata, "
+                                     "frozen at load", hint="set it in the CollectionSpec "
+                                     "before loading")
         if isinstance(value, int):
             value = value.to_bytes(self.size, sys.byteorder, signed=value < 0)
         if len(value) != self.size:

@@ -796,7 +796,8 @@ def _create_error(spec: MapSpec, exc: BPFError) -> BPFError:
             f"flags={spec.flags!r})",
             hint="check the sizes and flags this map type allows")
     if code == errno.E2BIG:
-        return MapFullError(code, f"{what}: key, value or max_entries too large for this type")
+        return InvalidArgumentError(code, f"{what}: key, value or max_entries too large for "
+                                    "this type")
     if code == errno.ENOMEM:
         return error_for(code, f"{what}: out of memory for max_entries={spec.max_entries}")
     if code in (ENOTSUPP, errno.EOPNOTSUPP):

@@ -352,8 +352,12 @@ class MapOfMaps(Map):
     def update_batch(self, keys: Iterable[Any], values: Iterable[Any],
                      flags: UpdateFlags | int = UpdateFlags.ANY) -> int:
         """Store many inner maps with one BPF_MAP_UPDATE_BATCH (5.19+): one RCU grace period
-        for the whole batch instead of one per map. Every map is checked against the template
-        first; nothing is written if one does not fit."""
+        for the whole batch instead of one per map (BPF_ANY only: the kernel's batch takes
+        no NOEXIST/EXIST, so those go one map and one grace period at a time).
+
+        Every map is checked against the template first: if one does not fit, nothing is
+        written. A kernel error midway (a full HASH_OF_MAPS) leaves the maps before it
+        stored."""
         keys, maps = list(keys), list(values)
         self._check_flags(flags, "update_batch")
         for m in maps:

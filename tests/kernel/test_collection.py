@@ -90,7 +90,7 @@ def test_global_data_before_and_after_load() -> None:
         coll.variables["tuned"].set(100)                   # .data: writable after load
         assert coll.programs["compute"].test_run(packet(5)).retval == 15 + 100 + 6 + 1
         assert coll.variables["calls"].get() == 2
-        with pytest.raises(purebpf.InvalidArgumentError, match="set it in the CollectionSpec"):
+        with pytest.raises(purebpf.BPFPermissionError, match="frozen at load"):
             coll.variables["multiplier"].set(9)
     spec.variables["multiplier"].set(10)                  # .rodata: configure before load
     with Collection.load(spec) as coll:

@@ -453,7 +453,7 @@ def test_numa_node_sets_the_flag() -> None:
      ["create map 'lru' (HASH): the kernel refused the definition (key_size=4, value_size=4, "
       "max_entries=1, flags=<MapFlags.NO_COMMON_LRU: 2>)", "check the sizes and flags"]),
     (MapSpec(MapType.HASH, key_size=4, value_size=4, max_entries=2**31 + 1, name="big"),
-     MapFullError, errno.E2BIG, ["create map 'big' (HASH): key, value or max_entries too "
+     InvalidArgumentError, errno.E2BIG, ["create map 'big' (HASH): key, value or max_entries too "
                                  "large"]),
     (MapSpec(MapType.ARRAY, value_size=4, max_entries=1, name="bad name"),
      InvalidArgumentError, errno.EINVAL, ["name 'bad name' is invalid", "15 characters"]),

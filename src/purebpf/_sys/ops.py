@@ -137,13 +137,3 @@ def mmap_map(fd: int, length: int, writable: bool) -> mmap.mmap:
 def dup(fd: int) -> int:
     """A new fd for the same object, close-on-exec."""
     return os.dup(fd)
-
-
-def buffer(size: int) -> Any:
-    """A zeroed writable buffer the kernel can write into."""
-    return ctypes.create_string_buffer(max(size, 1))
-
-
-def address(buf: Any) -> int:
-    """Address of a buffer from :func:`buffer`."""
-    return ctypes.addressof(buf)

@@ -153,8 +153,3 @@ def close_fd(fd: int) -> None:
     except OSError as exc:
         if exc.errno != _errno.EBADF:
             raise
-
-
-def raise_errno(cmd: int, what: str) -> BPFError:
-    """Build the error for the errno left by the last failed element call."""
-    return error_for(ctypes.get_errno(), f"{cmd_name(cmd)} {what}")
