@@ -32,6 +32,7 @@ from .errors import InvalidArgumentError as InvalidArgumentError
 from .errors import KeyExistsError as KeyExistsError
 from .errors import KeyNotFoundError as KeyNotFoundError
 from .errors import MapFullError as MapFullError
+from .errors import MapMismatchError as MapMismatchError
 from .errors import NotSupportedError as NotSupportedError
 from .errors import VerifierError as VerifierError
 from .types import AttachType as AttachType
@@ -49,5 +50,5 @@ __all__ = [
     "MmapArray", "NotSupportedError", "UpdateFlags", "features", "AttachType", "Program",
     "ProgramInfo", "ProgramSpec", "ProgramType", "Reference", "TestRun", "VerifierError",
     "Collection", "CollectionSpec", "Variable", "VariableSpec", "load", "possible_cpus",
-    "BTFHandle", "BTFInfo", "asm",
+    "BTFHandle", "BTFInfo", "asm", "MapMismatchError",
 ]

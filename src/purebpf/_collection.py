@@ -19,9 +19,10 @@ from ._map import Map
 from ._mapofmaps import MapOfMaps
 from ._program import Program
 from ._sys import ops
+from ._sys.ops import possible_cpus
 from ._spec import CollectionSpec, MapSpec, Template, VariableSpec
 from .errors import (BPFError, BPFPermissionError, InnerMapMismatchError,
-                     InvalidArgumentError)
+                     InvalidArgumentError, MapMismatchError)
 from .types import MapFlags, MapType
 
 DEFAULT_PIN_ROOT = "/sys/fs/bpf"
@@ -124,6 +125,7 @@ class _Loader:
         self.reused: set[str] = set()  # pinned maps taken over as they are
         self.btf_fd = 0
         self.btf: Any = None
+        self.btf_error: BPFError | None = None
 
     def run(self) -> Collection:
         self._load_btf()
@@ -132,18 +134,24 @@ class _Loader:
             self._map(name, ms)
         programs: dict[str, Program] = {}
         for name, ps in self.spec.programs.items():
-            prog = Program.load(ps, self.maps, btf_fd=self.btf_fd)
+            if not ps.autoload:
+                continue
+            try:
+                prog = Program.load(ps, self.maps, btf_fd=self.btf_fd)
+            except BPFError as exc:
+                if self.btf_error is not None:
+                    exc.hint = "; ".join(filter(None, [exc.hint, "the kernel refused the "
+                                                       f"object's BTF: {self.btf_error}"]))
+                raise
             self.stack.callback(prog.close)
             programs[name] = prog
         for name, ms in self.spec.maps.items():
-            if ms.type == MapType.PROG_ARRAY and ms.contents and not self._reused(name):
+            # Refilled on reuse too: the programs are new with every load (libbpf does so).
+            if ms.type == MapType.PROG_ARRAY and ms.contents:
                 self._fill_prog_array(name, ms, programs)
         variables = {n: Variable(v, self.maps[v.map]) for n, v in self.spec.variables.items()
                      if v.map in self.maps}
         return Collection(dict(self.maps), programs, variables, self.spec)
-
-    def _reused(self, name: str) -> bool:
-        return name in self.reused
 
     def _load_btf(self) -> None:
         if self.spec.btf is None:
@@ -152,8 +160,11 @@ class _Loader:
 
         try:
             handle = BTFHandle.load(self.spec.btf)
-        except BPFError:
-            return  # maps and programs load without BTF (no typed map info, no line info)
+        except BPFError as exc:
+            # Maps and programs load without BTF (no typed map info, no line info); a
+            # program that needs it (callbacks, CO-RE) then fails, and says why.
+            self.btf_error = exc
+            return
         self.btf = handle
         self.btf_fd = handle.fd
 
@@ -162,6 +173,7 @@ class _Loader:
             self.btf.close()
 
     def _create(self, name: str, ms: MapSpec) -> Map:
+        ms = with_runtime_defaults(ms)
         btf_fd = self.btf_fd if ms.btf is not None else 0
         try:
             m = Map._create_spec(ms, btf_fd=btf_fd)
@@ -187,7 +199,13 @@ class _Loader:
         if isinstance(m, MapOfMaps) and ms.contents:
             keys = [k for k, _ in ms.contents]
             inners = [self._inner(name, target) for _, target in ms.contents]
-            m.update_batch(keys, inners)
+            for k, target in ms.contents:
+                m.check_inner(self.maps[target], f"declared slot [{k}] = {target!r} of")
+            try:
+                m.update_batch(keys, inners)
+            except BPFError as exc:
+                exc.message = f"load map {name!r}: filling its declared slots: {exc.message}"
+                raise
         if path is not None:
             m.pin(path)
             self.stack.callback(_unlink_quietly, path)
@@ -207,7 +225,7 @@ class _Loader:
             spec = ms.replace(flags=ms.flags | MapFlags.MMAPABLE)
         m = self._create(name, spec)
         m[0] = bytes(body)
-        if ms.flags & MapFlags.RDONLY_PROG or name.endswith(".rodata") or ".rodata" in name:
+        if ms.flags & MapFlags.RDONLY_PROG:  # .rodata*: constants, frozen once written
             m.freeze()
         return m
 
@@ -222,14 +240,15 @@ class _Loader:
         m = Map._adopt(ops.obj_get(path), like=ms)  # decode as the declaration types it
         self.stack.callback(m.close)
         what = f"reuse pinned map {name!r} at {path!r}"
-        want = Template.of(ms)
-        got = m._info.template
-        for field in ("type", "key_size", "value_size", "max_entries", "map_flags"):
-            if getattr(want, field) != getattr(got, field):
-                raise InnerMapMismatchError(
-                    f"{what}: {field} {getattr(got, field)} != declared "
-                    f"{getattr(want, field)}", field=field, expected=getattr(want, field),
-                    actual=getattr(got, field),
+        want, got = Template.of(ms), m._info.template
+        pairs = [(f, getattr(want, f), getattr(got, f)) for f in
+                 ("type", "key_size", "value_size", "max_entries", "map_flags")]
+        pairs.append(("map_extra", ms.map_extra, m._info.map_extra))
+        for field, expected, actual in pairs:
+            if expected != actual:
+                raise MapMismatchError(
+                    f"{what}: {field} {actual} != declared {expected}", field=field,
+                    expected=expected, actual=actual,
                     hint=f"remove the stale pin (rm {path}) or change the declaration")
         if isinstance(m, MapOfMaps) and ms.inner is not None:
             pinned = m.template
@@ -252,6 +271,23 @@ class _Loader:
                 raise InvalidArgumentError(errno.EINVAL, f"load map {name!r}: slot [{slot}] "
                                            f"names program {target!r}, which was not loaded")
             m[slot] = prog.fd.to_bytes(4, sys.byteorder)
+
+
+def with_runtime_defaults(ms: MapSpec) -> MapSpec:
+    """Fill in what a declaration may leave to the loader, as libbpf does: a PERF_EVENT_ARRAY
+    without max_entries gets one slot per possible CPU, and a ring buffer's size is rounded
+    up to a power-of-two number of pages (the kernel accepts nothing else)."""
+    changes: dict[str, Any] = {}
+    if ms.type == MapType.PERF_EVENT_ARRAY and not ms.max_entries:
+        changes["max_entries"] = possible_cpus()
+    if ms.type in (MapType.RINGBUF, MapType.USER_RINGBUF) and ms.max_entries:
+        size = max(os.sysconf("SC_PAGE_SIZE"), ms.max_entries)
+        changes["max_entries"] = 1 << (size - 1).bit_length()
+    if ms.inner is not None:
+        inner = with_runtime_defaults(ms.inner)
+        if inner is not ms.inner:
+            changes["inner"] = inner
+    return ms.replace(**changes) if changes else ms
 
 
 def _unlink_quietly(path: str) -> None:

@@ -260,6 +260,36 @@ def _resolve_attach(spec: ProgramSpec) -> int:
     return attach_btf_id(spec.type, spec.attach_to, int(spec.expected_attach_type))
 
 
+# What a verifier log says, and what the user can do about it.
+_DIAGNOSES = [
+    (("cannot pass map_type 12 into func", "cannot pass map_type 13 into func"),
+     "programs may only look up in an outer map (ARRAY_OF_MAPS/HASH_OF_MAPS); update and "
+     "delete its slots from user space"),
+    (("unknown#195896080", "0xbad2310"),
+     "a CO-RE relocation found nothing to match in this kernel (the kernel poisoned the "
+     "instruction): a field or type the program reads does not exist here; guard it with "
+     "bpf_core_field_exists()/bpf_core_type_exists()"),
+    (("unknown opcode 8d",),
+     "an indirect call (callx) is left: clang -O0 calls helpers through pointers; compile "
+     "with -O1 or higher"),
+    (("missing btf func_info",),
+     "callbacks (bpf_loop, timers, for_each) and global functions need BTF: compile with "
+     "-g, and check that the kernel accepted the object's BTF"),
+    (("R1 type=map_value_or_null expected=map_ptr",),
+     "check the outer-map lookup's result for NULL before using it as a map"),
+    (("pointer arithmetic on map_ptr prohibited",),
+     "an inner-map pointer is not memory: pass it to helpers unchanged"),
+]
+
+
+def _diagnose(log: str) -> str:
+    hints = [hint for needles, hint in _DIAGNOSES if any(n in log for n in needles)]
+    relos = [ln.strip() for ln in log.splitlines() if ln.lstrip().startswith("relo #")]
+    if relos and ("195896080" in log or "bad2310" in log):
+        hints.append("relocations: " + " | ".join(relos[-3:]))
+    return "; ".join(hints)
+
+
 def _load_error(spec: ProgramSpec, code: int, log: str) -> BPFError:
     what = f"load program {spec.name!r} ({spec.type.name})"
     if code == errno.EPERM:
@@ -271,10 +301,7 @@ def _load_error(spec: ProgramSpec, code: int, log: str) -> BPFError:
         return error_for(code, f"{what}: not permitted", hint=hint)
     if log.strip():
         hint = ""
-        if "cannot pass map_type 12 into func" in log or "cannot pass map_type 13 into func" \
-                in log:
-            hint = ("programs may only look up in an outer map (ARRAY_OF_MAPS/HASH_OF_MAPS); "
-                    "update and delete its slots from user space")
+        hint = _diagnose(log)
         return VerifierError(code, f"{what}: the verifier refused it", log=log, hint=hint)
     if code in (errno.EINVAL, 524, errno.EOPNOTSUPP):
         from . import features

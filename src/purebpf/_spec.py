@@ -292,6 +292,7 @@ class ProgramSpec:
     attach_btf_id: int = 0
     flags: int = 0
     section: str = ""
+    autoload: bool = True  # False for SEC("?...") programs: Collection.load skips them
     references: list[Reference] = dataclasses.field(default_factory=list)
     btf: Any = dataclasses.field(default=None, compare=False, repr=False)
     func_info: bytes = dataclasses.field(default=b"", repr=False)

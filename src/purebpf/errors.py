@@ -88,12 +88,10 @@ class InvalidArgumentError(BPFError, ValueError):
     """
 
 
-class InnerMapMismatchError(InvalidArgumentError):
-    """An inner map does not match its outer map's template.
+class MapMismatchError(InvalidArgumentError):
+    """A map is not what it should be (a pinned map that differs from its declaration).
 
-    ``field`` names the attribute (``"type"``, ``"key_size"``, ``"value_size"``,
-    ``"map_flags"``, ``"max_entries"``); ``expected`` is the template's value and
-    ``actual`` the candidate's.
+    ``field`` names the attribute, ``expected`` the wanted value, ``actual`` the map's.
     """
 
     def __init__(
@@ -105,14 +103,22 @@ class InnerMapMismatchError(InvalidArgumentError):
         self.actual = actual
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_make_mismatch, (self.message, self.field, self.expected, self.actual,
-                                 self.hint))
+        return (_make_mismatch, (type(self), self.message, self.field, self.expected,
+                                 self.actual, self.hint))
 
 
-def _make_mismatch(message: str, field: str, expected: Any, actual: Any,
-                   hint: str) -> InnerMapMismatchError:
-    return InnerMapMismatchError(message, field=field, expected=expected, actual=actual,
-                                 hint=hint)
+class InnerMapMismatchError(MapMismatchError):
+    """An inner map does not match its outer map's template.
+
+    ``field`` names the attribute (``"type"``, ``"key_size"``, ``"value_size"``,
+    ``"map_flags"``, ``"max_entries"``); ``expected`` is the template's value and
+    ``actual`` the candidate's.
+    """
+
+
+def _make_mismatch(cls: type[MapMismatchError], message: str, field: str, expected: Any,
+                   actual: Any, hint: str) -> MapMismatchError:
+    return cls(message, field=field, expected=expected, actual=actual, hint=hint)
 
 
 class ClosedError(BPFError, ValueError):

@@ -202,7 +202,7 @@ def test_load_globals_pins_data_maps_without_dots(capsys: pytest.CaptureFixture[
     root = os.path.join(pins, "g")
     d = js(capsys, "prog", "load", str(DATA / "globals.o"), "--pin-root", root)
     assert isinstance(d, dict)
-    assert sorted(os.listdir(root)) == ["compute", "glo_data_tuning", "globals_bss",
+    assert sorted(os.listdir(root)) == ["_data_tuning", "compute", "globals_bss",
                                         "globals_data", "globals_rodata", "results"]
     dumped = js(capsys, "map", "dump", f"{root}/globals_rodata")
     assert dumped[0]["formatted"]["value"] == {"multiplier": 3,  # type: ignore[index]

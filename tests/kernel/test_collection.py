@@ -163,8 +163,9 @@ def test_incompatible_pinned_map_is_refused_naming_the_field(pin_root: pathlib.P
     purebpf.load(DATA / "pinned.o", pin_root=pin_root).close()
     spec = CollectionSpec.from_file(DATA / "pinned.o")
     spec.maps["pinned_counts"].max_entries = 32
-    with pytest.raises(InnerMapMismatchError) as info:
+    with pytest.raises(purebpf.MapMismatchError) as info:
         Collection.load(spec, pin_root=pin_root)
+    assert not isinstance(info.value, InnerMapMismatchError)
     assert info.value.field == "max_entries"
     assert (info.value.expected, info.value.actual) == (32, 16)
     assert "rm " in str(info.value)
@@ -258,3 +259,62 @@ def test_programs_pin_and_reopen(mim: Collection, pin_root: pathlib.Path) -> Non
     finally:
         prog.unpin()
     assert not (pin_root / "read_table").exists()
+
+
+def test_loader_defaults_libbpf_objects_rely_on() -> None:
+    spec = CollectionSpec.from_file(DATA / "defaults.o")
+    assert spec.programs["optional_prog"].autoload is False      # SEC("?xdp")
+    assert spec.programs["probe_anything"].type == purebpf.ProgramType.KPROBE
+    assert {".data.counters_ingress", ".data.counters_egress"} <= set(spec.maps)
+    with purebpf.load(DATA / "defaults.o") as coll:
+        assert coll.maps["events"].max_entries == purebpf.possible_cpus()
+        assert coll.maps["ring"].max_entries == 16384            # 10000 rounded up
+        assert "optional_prog" not in coll.programs
+        count = coll.programs["count_ingress"]
+        assert count.test_run(packet(0)).retval == 2 + 2 + 3
+        coll.variables["cache"].set(10)                          # not frozen: not .rodata
+        assert count.test_run(packet(0)).retval == 3 + 2 + 10
+
+
+def test_reused_program_array_gets_this_loads_programs(pin_root: pathlib.Path) -> None:
+    def spec() -> CollectionSpec:
+        s = CollectionSpec.from_file(DATA / "tailcall.o")
+        s.maps["jump_table"].pinning = 1
+        return s
+
+    with Collection.load(spec(), pin_root=pin_root) as first:
+        assert first.programs["dispatch"].test_run(bytes([1]) + bytes(63)).retval == 10
+    second = spec()
+    second.programs["answer_a"] = second.programs["answer_b"].replace(name="answer_a")
+    with Collection.load(second, pin_root=pin_root) as coll:
+        # slot 1 now holds this load's answer_a (which returns 30), not the old program
+        assert coll.programs["dispatch"].test_run(bytes([1]) + bytes(63)).retval == 30
+
+
+def test_pinned_map_extra_mismatch_is_refused(pin_root: pathlib.Path) -> None:
+    s = CollectionSpec.from_file(DATA / "tailcall.o")
+    s.maps["seen"].pinning = 1
+    Collection.load(s, pin_root=pin_root).close()
+    s.maps["seen"].map_extra = 5
+    with pytest.raises(purebpf.MapMismatchError) as info:
+        Collection.load(s, pin_root=pin_root)
+    assert info.value.field == "map_extra" and (info.value.expected, info.value.actual) == (5, 3)
+
+
+def test_declared_slot_that_does_not_fit_names_the_slot() -> None:
+    spec = CollectionSpec.from_file(DATA / "map_in_map.o")
+    spec.maps["tables"].inner = spec.maps["tables"].inner.replace(  # type: ignore[union-attr]
+        flags=purebpf.MapFlags(0), max_entries=8)
+    spec.maps["small"].flags = spec.maps["big"].flags = purebpf.MapFlags(0)
+    spec.maps["by_cookie"].contents.clear()
+    with pytest.raises(InnerMapMismatchError, match=r"declared slot \[0\] = 'small'"):
+        Collection.load(spec)
+
+
+def test_verifier_hints_for_common_causes() -> None:
+    from purebpf._program import _diagnose
+
+    assert "compile with -O1" in _diagnose("30: (8d) callx r3\nunknown opcode 8d")
+    assert "compile with -g" in _diagnose("missing btf func_info")
+    assert "CO-RE relocation" in _diagnose(
+        "relo #0: no matching targets found\n5: (85) call unknown#195896080")

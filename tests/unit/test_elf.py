@@ -77,7 +77,7 @@ def test_global_data_becomes_array_maps_and_variables() -> None:
     ro = s.maps["globals.rodata"]
     assert ro.type == MapType.ARRAY and ro.max_entries == 1
     assert ro.flags & MapFlags.RDONLY_PROG
-    assert "glo.data.tuning" in s.maps  # the object name shortened to fit 15 characters
+    assert s.maps[".data.tuning"].name == ".data.tuning"  # a custom section: its own name
     v = s.variables
     assert v["multiplier"].get() == 3 and v["multiplier"].readonly
     assert v["tuned"].get() == 11 and v["last_result"].get() == 7
@@ -248,3 +248,40 @@ def test_truncated_and_32_bit_objects_are_refused(tmp_path: pathlib.Path) -> Non
         read_elf(data[:200])
     with pytest.raises(InvalidArgumentError, match="not a 64-bit ELF"):
         read_elf(data[:4] + b"\x01" + data[5:])
+
+
+@pytest.mark.parametrize("name,words", [
+    ("struct_key_slots", "the key type is not an integer"),
+    ("fwd_value", "can't determine the value size"),
+])
+def test_more_invalid_objects(name: str, words: str) -> None:
+    with pytest.raises(InvalidArgumentError, match=words):
+        CollectionSpec.from_file(DATA / "invalid" / f"{name}.o")
+
+
+def test_corrupt_objects_raise_clear_errors_only() -> None:
+    import random
+
+    data = (DATA / "globals.o").read_bytes()
+    rng = random.Random(5)
+    for _ in range(300):
+        blob = bytearray(data)
+        for _ in range(rng.randrange(1, 8)):
+            blob[rng.randrange(len(blob))] = rng.randrange(256)
+        if rng.random() < 0.2:
+            blob = blob[:rng.randrange(64, len(blob))]
+        try:
+            CollectionSpec.from_file(bytes(blob))
+        except (InvalidArgumentError, NotSupportedError):
+            pass  # refused, with a message: fine; anything else fails the test
+        except Exception as exc:  # the btf package raises BTFError (a ValueError)
+            from purebpf.btf import BTFError
+
+            assert isinstance(exc, BTFError), repr(exc)
+
+
+def test_big_endian_objects_are_refused_for_loading() -> None:
+    path = DATA / "asm" / "alu.bpfeb.o"  # clang -target bpfeb
+    assert read_elf(path).little_endian is False  # readable ...
+    with pytest.raises(NotSupportedError, match="built for big-endian BPF"):
+        CollectionSpec.from_file(path)  # ... but not loadable on this machine

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import errno
 import os
+import struct
+import sys
 from typing import Any
 
 from .. import btf as B
@@ -25,8 +27,30 @@ def _is_data(sec: Section) -> bool:
 
 def read_collection(source: str | os.PathLike[str] | bytes, name: str | None = None
                     ) -> CollectionSpec:
-    """Parse a BPF object into maps, programs and variables, ready to edit and load."""
+    """Parse a BPF object into maps, programs and variables, ready to edit and load.
+
+    Raises InvalidArgumentError or NotSupportedError naming what is wrong; a corrupt object
+    (offsets past the data) is an InvalidArgumentError too, never a stray IndexError.
+    """
     obj = read_elf(source, name)
+    if obj.little_endian != (sys.byteorder == "little"):
+        raise NotSupportedError(
+            errno.EOPNOTSUPP, f"read {obj.name}: built for "
+            f"{'little' if obj.little_endian else 'big'}-endian BPF, but this machine is "
+            f"{sys.byteorder}-endian", feature="foreign byte order",
+            hint="compile with -target bpf (the host's byte order); purebpf.elf.read_elf "
+            "still reads the object")
+    try:
+        return _read(obj)
+    except (struct.error, IndexError, OverflowError, UnicodeDecodeError) as exc:
+        raise InvalidArgumentError(errno.EINVAL, f"read {obj.name}: corrupt object ({exc})") \
+            from None
+
+
+_MAX_SECTION = 1 << 30  # .bss sizes come from the header alone: refuse absurd ones
+
+
+def _read(obj: ElfObject) -> CollectionSpec:
     spec = _btf(obj)
     maps: dict[str, MapSpec] = {}
     maps_sec = obj.section(".maps")
@@ -45,14 +69,20 @@ def read_collection(source: str | os.PathLike[str] | bytes, name: str | None = N
     for sec in obj.sections:
         if not _is_data(sec) or sec.size == 0:
             continue
-        mname = data_map_name(obj.name, sec.name)
+        if sec.size > _MAX_SECTION:
+            raise InvalidArgumentError(errno.EINVAL, f"read {obj.name}: section {sec.name} is "
+                                       f"{sec.size} bytes: a corrupt object?")
+        # .data, .rodata, .bss: "<object>.<section>" (cut to 15 characters); a custom
+        # section (.data.foo) is known by its own name, cut only for the kernel (as libbpf).
+        standard = sec.name in (".data", ".rodata", ".bss")
+        mname = data_map_name(obj.name, sec.name) if standard else sec.name
         if mname in maps:
             raise InvalidArgumentError(errno.EINVAL, f"read {obj.name}: map name {mname!r} "
                                        "is used twice")
         readonly = sec.name.startswith(".rodata")
         body = sec.data if sec.type != "SHT_NOBITS" else bytes(sec.size)
         ms = MapSpec(MapType.ARRAY, key_size=4, value_size=sec.size, max_entries=1,
-                     flags=MapFlags.RDONLY_PROG if readonly else MapFlags(0), name=mname,
+                     flags=MapFlags.RDONLY_PROG if readonly else MapFlags(0), name=mname[:15],
                      contents=[(0, body)])
         ds_id = _datasec_id(spec, sec.name)
         if ds_id:

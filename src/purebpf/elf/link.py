@@ -89,6 +89,11 @@ class Linker:
             start = sym.value // 8
             end = (sym.value + sym.size) // 8 if sym.size else \
                 (syms[i + 1].value // 8 if i + 1 < len(syms) else n)
+            if sym.value % 8 or end > n or end <= start:
+                raise InvalidArgumentError(
+                    errno.EINVAL, f"read {self.obj.name}: function {sym.name!r} at "
+                    f"{sym.value}+{sym.size} does not fit section {sec.name!r} "
+                    f"({len(sec.data)} bytes): a corrupt object?")
             f = _Func(sym.name, sec, start, end - start)
             self.funcs[f.key] = f
         relocs = {r.offset // 8: r for r in self.obj.relocations.get(sec.index, [])}
@@ -145,7 +150,8 @@ class Linker:
         for f in self.funcs.values():
             if f.section.name == ".text" or f.section.name.startswith(".text."):
                 continue
-            found = section_def(f.section.name)
+            autoload = not f.section.name.startswith("?")
+            found = section_def(f.section.name.lstrip("?"))
             if found is None:
                 raise NotSupportedError(
                     errno.EOPNOTSUPP, f"program {f.name!r}: unknown section name "
@@ -155,7 +161,8 @@ class Linker:
             d, rest = found
             out[f.name] = self._link(f).replace(
                 type=d.type, expected_attach_type=d.attach, flags=d.flags,
-                attach_to=d.target.format(rest) if d.target else "", section=f.section.name)
+                attach_to=d.target.format(rest) if d.target else "", section=f.section.name,
+                autoload=autoload)
         return out
 
     def _link(self, entry: _Func) -> ProgramSpec:
@@ -222,8 +229,10 @@ class Linker:
                             core_relos=bytes(cr), core_relo_rec_size=16 if cr else 0)
 
     def license(self) -> str:
+        """The object's license string; none declared is no license (not GPL-compatible,
+        as with libbpf), so GPL-only helpers are refused."""
         sec = self.obj.section("license")
-        return sec.data.split(b"\0", 1)[0].decode(errors="replace") if sec else "GPL"
+        return sec.data.split(b"\0", 1)[0].decode(errors="replace") if sec else ""
 
 
 _CALLX = 0x8D

@@ -107,6 +107,15 @@ def parse_def(spec: B.Spec, struct_id: int, name: str, *, inner: bool = False) -
     return d
 
 
+def _size(spec: B.Spec, tid: int, name: str, what: str) -> int:
+    try:
+        return spec.sizeof(tid)
+    except B.BTFError as exc:
+        raise _fail(name, f"can't determine the {what} size ({exc})",
+                    hint=f"declare the {what} type completely (not only a forward declaration)"
+                    ) from None
+
+
 def to_spec(spec: B.Spec, d: _Def) -> MapSpec:
     """A MapSpec for a parsed definition (inner definitions become ``MapSpec.inner``)."""
     try:
@@ -117,12 +126,12 @@ def to_spec(spec: B.Spec, d: _Def) -> MapSpec:
             from None
     key_size, value_size = d.ints.get("key_size", 0), d.ints.get("value_size", 0)
     if d.key is not None:
-        ks = spec.sizeof(d.key)
+        ks = _size(spec, d.key, d.name, "key")
         if key_size and key_size != ks:
             raise _fail(d.name, f"conflicting key size: key_size {key_size}, key type {ks}")
         key_size = ks
     if d.value is not None:
-        vs = spec.sizeof(d.value)
+        vs = _size(spec, d.value, d.name, "value")
         if value_size and value_size != vs:
             raise _fail(d.name, f"conflicting value size: value_size {value_size}, value "
                         f"type {vs}")
@@ -224,6 +233,10 @@ def _read_slots(obj: ElfObject, maps_sec: Section, out: dict[str, MapSpec],
         if rel.symbol.section != maps_sec.index or target not in out:
             raise _fail(owner, f"slot [{slot}] points to {target!r}, which is not a map in "
                         ".maps")
+        if ms.type == MapType.HASH_OF_MAPS and d.key is not None and ms.key_type is None:
+            raise _fail(owner, f"slot [{slot}] is initialised in C, but the key type is not "
+                        "an integer: the slot index would be the key",
+                        hint="use an integer key (__u32, __u64) for declared slots")
         if slot >= ms.max_entries and ms.type == MapType.ARRAY_OF_MAPS:
             raise _fail(owner, f"slot [{slot}] is past max_entries {ms.max_entries}")
         ms.contents.append((slot, target))

@@ -148,6 +148,9 @@ def read_elf(source: str | os.PathLike[str] | bytes, name: str | None = None) ->
         raw, names = body(h), body(headers[h[6]]) if h[6] < e_shnum else b""
         for j, (st_name, info, _other, shndx, value, size) in enumerate(
                 struct.iter_unpack(p + "IBBHQQ", raw[:len(raw) // 24 * 24])):
+            if e_shnum <= shndx < _SHN_LORESERVE:
+                raise _bad(name, f"symbol {j} names section {shndx}, past the "
+                           f"{e_shnum} sections (a corrupt object?)")
             symbols.append(Symbol(j, _cstr(names, st_name), value, size,
                                   shndx if 0 < shndx < _SHN_LORESERVE else 0,
                                   _STT_NAMES.get(info & 0xF, str(info & 0xF)),

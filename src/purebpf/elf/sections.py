@@ -138,13 +138,18 @@ _ORDERED = sorted(_DEFS, key=lambda d: -len(d.prefix))
 def section_def(section: str) -> tuple[SectionDef, str] | None:
     """The definition matching ``section`` and the text after its prefix, or None.
 
-    A prefix ending in "/" needs text after it (``kprobe/do_sys_open``); any other prefix
-    matches the whole name or the name followed by "/..." (``xdp``, ``tc/anything``).
+    A prefix ending in "/" takes text after it (``kprobe/do_sys_open``); it may be left
+    out (``SEC("kprobe")``, attached later) unless the program's BTF attach target comes
+    from it (fentry, lsm, tp_btf, iter). Any other prefix matches the whole name or the name
+    followed by "/..." (``xdp``, ``tc/anything``). A leading "?" (libbpf: do not load
+    unless asked) is for the caller to strip.
     """
     for d in _ORDERED:
         if d.prefix.endswith("/"):
             if section.startswith(d.prefix) and len(section) > len(d.prefix):
                 return d, section[len(d.prefix):]
+            if section == d.prefix[:-1] and not d.target:
+                return d, ""
         elif section == d.prefix:
             return d, ""
         elif section.startswith(d.prefix + "/"):
