@@ -70,6 +70,8 @@ class Variable:
 class Collection:
     """Live maps, programs and variables loaded from one object (or CollectionSpec)."""
 
+    DEFAULT_PIN_ROOT = DEFAULT_PIN_ROOT  # where LIBBPF_PIN_BY_NAME maps go without pin_root
+
     def __init__(self, maps: dict[str, Map], programs: dict[str, Program],
                  variables: dict[str, Variable], spec: CollectionSpec) -> None:
         self.maps = maps

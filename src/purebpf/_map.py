@@ -508,6 +508,9 @@ class Map(KernelObject):
         repeats a key.
         """
         io, size = self._io, self.key_size
+        if not size:
+            raise TypeError(f"iterate {self._desc}: a {self._tname} map has no keys; use "
+                            "push(), pop() and peek()")
         seen: set[bytes] = set()
         cur: bytes | None = None
         while True:

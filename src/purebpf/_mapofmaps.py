@@ -20,13 +20,13 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ._map import _MISSING, Map, _describe
-from ._spec import MapSpec, Template, check_template, flag_names
+from ._spec import MapSpec, Template, check_template
 from ._sys import ops
 from ._sys.syscall import last_errno
 from .codec import Codec
 from .errors import (BPFError, ClosedError, InnerMapMismatchError, InvalidArgumentError,
                      KeyNotFoundError, errno_name, error_for)
-from .types import MapType, UpdateFlags
+from .types import MapType, UpdateFlags, flag_names
 
 # Inner maps opened by lookups, by (thread, kernel id). Weak: a looked-up inner map lives as
 # long as the caller holds it, so repeated lookups share one fd and a dropped one closes its

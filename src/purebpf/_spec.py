@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from .errors import ENOTSUPP, InnerMapMismatchError, InvalidArgumentError, NotSupportedError
-from .types import AttachType, MapFlags, MapType, ProgramType
+from .types import AttachType, MapFlags, MapType, ProgramType, flag_names
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_.]{0,15}")
 
@@ -226,17 +226,6 @@ def _fmt(field: str, v: Any) -> str:
     if field == "map_flags":
         return flag_names(v)
     return str(v)
-
-
-def flag_names(v: int) -> str:
-    """``"NO_PREALLOC|INNER_MAP"`` for a flags value, ``"0"`` for none."""
-    if not v:
-        return "0"
-    names = [f.name for f in MapFlags if f.name and v & f.value]
-    rest = v & ~sum(f.value for f in MapFlags)
-    if rest:
-        names.append(hex(rest))
-    return "|".join(str(n) for n in names)
 
 
 def _mismatch(what: str, field: str, want: Any, got: Any, tmpl: Template) -> InnerMapMismatchError:

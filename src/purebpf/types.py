@@ -91,6 +91,18 @@ class MapFlags(enum.IntFlag):
     NO_USER_CONV = C.BPF_F_NO_USER_CONV
 
 
+def flag_names(v: int) -> str:
+    """``"NO_PREALLOC|INNER_MAP"`` for a map_flags value, ``"0"`` for none (unknown bits
+    in hex)."""
+    if not v:
+        return "0"
+    names = [f.name for f in MapFlags if f.name and v & f.value]
+    rest = v & ~sum(f.value for f in MapFlags)
+    if rest:
+        names.append(hex(rest))
+    return "|".join(str(n) for n in names)
+
+
 class UpdateFlags(enum.IntFlag):
     """Flags of BPF_MAP_UPDATE_ELEM: ``ANY`` (create or replace), ``NOEXIST``, ``EXIST``, ``LOCK``."""
 

@@ -59,3 +59,9 @@ def test_pinning_over_an_existing_path_is_not_a_key_error(tmp_path) -> None:  # 
             assert not os.path.exists(d / "x")
     finally:
         subprocess.run(["umount", str(d)], check=True)
+
+
+def test_iterating_a_keyless_map_says_what_to_use() -> None:
+    with Map.create(MapSpec(MapType.QUEUE, value_size=4, max_entries=2)) as q:
+        with pytest.raises(TypeError, match="has no keys; use push"):
+            list(q.keys())

@@ -6,7 +6,7 @@ import dataclasses
 import errno
 from collections.abc import Iterator
 
-from .._object import KernelObject
+from .._object import KernelObject, iter_ids
 from .._sys import progs
 from ..errors import BPFError, error_for
 from .decode import parse
@@ -73,10 +73,7 @@ class BTFHandle(KernelObject):
     @staticmethod
     def ids() -> Iterator[int]:
         """Every BTF object id in the system (BPF_BTF_GET_NEXT_ID), ascending."""
-        cur = 0
-        while (nxt := progs.next_id("btf", cur)) is not None:
-            yield nxt
-            cur = nxt
+        return iter_ids(lambda cur: progs.next_id("btf", cur))
 
     def _fetch(self) -> None:
         try:

@@ -44,17 +44,6 @@ def type_name(t: MapType | ProgramType | int) -> str:
     return name.lower() if name else str(int(t))
 
 
-def flag_names(value: int) -> str:
-    """``NO_PREALLOC|INNER_MAP`` for a map_flags value, ``0`` for none."""
-    if not value:
-        return "0"
-    names = [f.name for f in MapFlags if f.name and value & f.value]
-    rest = value & ~sum(f.value for f in MapFlags)
-    if rest:
-        names.append(hex(rest))
-    return "|".join(str(n) for n in names)
-
-
 def hex_list(data: bytes) -> list[str]:
     """Bytes as bpftool's JSON shows them: ``["0x01", "0x00", ...]``."""
     return [f"0x{b:02x}" for b in data]
@@ -182,6 +171,6 @@ def btf_spec_of(m: Map) -> Any:
         return None
 
 
-__all__ = ["CLIError", "as_bytes", "btf_spec_of", "emit_json", "flag_names", "hex_list",
+__all__ = ["CLIError", "as_bytes", "btf_spec_of", "emit_json", "hex_list",
            "open_map", "open_program", "parse_data", "parse_int", "show", "type_name",
            "wants_json"]

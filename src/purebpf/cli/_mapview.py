@@ -11,7 +11,9 @@ from typing import Any
 import purebpf.btf.values as btf_values
 from purebpf import BPFError, Map, MapOfMaps, MapType
 
-from ._common import as_bytes, btf_spec_of, flag_names, hex_list, show, type_name
+from purebpf.types import flag_names
+
+from ._common import as_bytes, btf_spec_of, hex_list, show, type_name
 
 
 # -- decoding elements ----------------------------------------------------------------------

@@ -9,12 +9,12 @@ from typing import Any
 
 from purebpf import BTFHandle
 from purebpf.btf import BTFError, Spec, dump_c, parse
+from purebpf.btf.attach import vmlinux
 from purebpf.btf.raw import iter_raw, raw_types
 from purebpf.elf import read_elf
 
 from ._common import CLIError, emit_json, parse_int, wants_json
 
-VMLINUX = "/sys/kernel/btf/vmlinux"
 KERNEL_BTF_DIR = "/sys/kernel/btf"
 
 
@@ -31,10 +31,7 @@ def load_source(source: str, base_path: str | None = None) -> Spec:
     .BTF section) or a raw BTF file (/sys/kernel/btf/<module> is split BTF on vmlinux)."""
     base = parse(_read(base_path)) if base_path else None
     if source == "vmlinux":
-        if not os.path.exists(VMLINUX):
-            raise CLIError(f"{VMLINUX} does not exist: this kernel was built without "
-                           "CONFIG_DEBUG_INFO_BTF")
-        return parse(_read(VMLINUX))
+        return vmlinux()  # raises NotSupportedError naming CONFIG_DEBUG_INFO_BTF
     if source.isdigit() or source.startswith("id:"):
         handle = BTFHandle.from_id(parse_int(source.removeprefix("id:"), "BTF id"))
         with handle:
@@ -48,7 +45,7 @@ def load_source(source: str, base_path: str | None = None) -> Spec:
     real = os.path.realpath(source)
     if base is None and os.path.dirname(real) == KERNEL_BTF_DIR and \
             os.path.basename(real) != "vmlinux":
-        base = parse(_read(VMLINUX))  # a module's BTF continues vmlinux's type ids
+        base = vmlinux()  # a module's BTF continues vmlinux's type ids
     return parse(data, base)
 
 
@@ -86,7 +83,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="raw: one line per type, as bpftool prints it (default); c: a "
                    "vmlinux.h-style header that compiles on its own")
     c.add_argument("--base", metavar="FILE", help="base BTF for a split BTF file (default "
-                   f"for {KERNEL_BTF_DIR}/<module>: {VMLINUX})")
+                   f"for {KERNEL_BTF_DIR}/<module>: {KERNEL_BTF_DIR}/vmlinux)")
     c.set_defaults(func=cmd_dump)
 
 

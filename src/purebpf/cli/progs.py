@@ -17,10 +17,11 @@ from purebpf import (BPFError, Collection, CollectionSpec, Map, MapSpec, Program
                      VariableSpec)
 from purebpf.btf import Datasec, Var
 
-from ._common import (CLIError, emit_json, flag_names, open_program, show, type_name,
+from purebpf.types import flag_names
+
+from ._common import (CLIError, emit_json, open_program, show, type_name,
                       wants_json)
 
-DEFAULT_PIN_ROOT = "/sys/fs/bpf"  # where the loader pins LIBBPF_PIN_BY_NAME maps by default
 
 
 # -- list, show -----------------------------------------------------------------------------
@@ -119,7 +120,7 @@ def cmd_load(args: argparse.Namespace) -> int:
     root = args.pin_root
     # Maps declared with pinning (LIBBPF_PIN_BY_NAME) are pinned by the loader at
     # <root>/<name>, or reused when a compatible map is pinned there already.
-    by_name = root if root is not None else DEFAULT_PIN_ROOT
+    by_name = root if root is not None else Collection.DEFAULT_PIN_ROOT
     reused = {n for n, ms in spec.maps.items()
               if ms.pinning and os.path.exists(os.path.join(by_name, n))}
     paths: dict[tuple[str, str], str | None] = {}
@@ -166,7 +167,7 @@ def cmd_load(args: argparse.Namespace) -> int:
                 where = f"reused from {item['pinned']}"
             print(f"  {kind[:-1]:<7} {item['name']:<20} {item['type']:<16} id {item['id']:<6} "
                   f"{where}")
-    if root is None:
+    if root is None and not any(item["pinned"] for kind in loaded.values() for item in kind):
         print("nothing was pinned: the kernel frees these when purebpf exits "
               "(pass --pin-root DIR to keep them)")
     return 0
