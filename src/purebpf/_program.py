@@ -11,6 +11,7 @@ from typing import Any
 
 from ._introspect import check_kind, fdinfo
 from ._map import Map
+from .asm.opcodes import LD_IMM64, Pseudo
 from ._object import KernelObject, iter_ids
 from ._spec import ProgramSpec
 from ._sys import ops, progs
@@ -22,9 +23,6 @@ _LOG_START = 1 << 20
 _LOG_MAX = 1 << 30  # the kernel caps log_size at UINT32_MAX >> 2
 _CTX_ONLY = frozenset({ProgramType.RAW_TRACEPOINT, ProgramType.SYSCALL,
                        ProgramType.TRACING})
-_PSEUDO_MAP_FD = 1
-_PSEUDO_MAP_VALUE = 2
-_LD_IMM64 = 0x18
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +61,7 @@ def patch_references(spec: ProgramSpec, maps: Mapping[str, Map]) -> bytes:
     insns = bytearray(spec.insn_bytes())
     for ref in spec.references:
         at = ref.index * 8
-        if at + 16 > len(insns) or insns[at] != _LD_IMM64:
+        if at + 16 > len(insns) or insns[at] != LD_IMM64:
             raise InvalidArgumentError(
                 errno.EINVAL, f"load program {spec.name!r}: reference to {ref.target!r} at "
                 f"instruction {ref.index} is not an ld_imm64")
@@ -72,7 +70,7 @@ def patch_references(spec: ProgramSpec, maps: Mapping[str, Map]) -> bytes:
             raise InvalidArgumentError(
                 errno.EINVAL, f"load program {spec.name!r}: instruction {ref.index} uses map "
                 f"{ref.target!r}, which was not given", hint=f"known maps: {sorted(maps)}")
-        src = _PSEUDO_MAP_FD if ref.kind == "map" else _PSEUDO_MAP_VALUE
+        src = Pseudo.MAP_FD if ref.kind == "map" else Pseudo.MAP_VALUE
         insns[at + 1] = (insns[at + 1] & 0x0F) | (src << 4)
         struct.pack_into("<i", insns, at + 4, target.fd)
         struct.pack_into("<i", insns, at + 12, ref.offset if ref.kind != "map" else 0)

@@ -16,16 +16,20 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .._spec import ProgramSpec, Reference
+from ..asm.opcodes import BPF_X, LD_IMM64, CallKind, Class, JumpOp, Mode, Pseudo, Size
 from ..types import ProgramType
 from ..errors import InvalidArgumentError, NotSupportedError
 from .reader import ElfObject, Section
 from .sections import section_def
 
-_CALL = 0x85
-_LD_IMM64 = 0x18
-_PSEUDO_CALL = 1
-_PSEUDO_KFUNC_CALL = 2
-_PSEUDO_FUNC = 4
+# Instruction encodings the linker looks at (the assembler's constants).
+_CALL = Class.JMP | JumpOp.CALL
+_CALLX = _CALL | BPF_X
+_LD_IMM64 = LD_IMM64
+_LDX_DW = Class.LDX | Mode.MEM | Size.U64.code
+_PSEUDO_CALL = CallKind.LOCAL
+_PSEUDO_KFUNC_CALL = CallKind.KFUNC
+_PSEUDO_FUNC = Pseudo.FUNC
 
 
 @dataclasses.dataclass
@@ -235,8 +239,6 @@ class Linker:
         return sec.data.split(b"\0", 1)[0].decode(errors="replace") if sec else ""
 
 
-_CALLX = 0x8D
-_LDX_DW = 0x79
 _WRITES_DST = (0x00, 0x01, 0x04, 0x07)  # instruction classes LD, LDX, ALU, ALU64
 
 
