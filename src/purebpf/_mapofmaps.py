@@ -22,7 +22,7 @@ from typing import Any
 from ._map import _MISSING, Map, _describe
 from ._spec import MapSpec, Template, check_template
 from ._sys import ops
-from ._sys.syscall import last_errno
+from ._sys.syscall import ElemIO, last_errno
 from .codec import Codec
 from .errors import (BPFError, ClosedError, InnerMapMismatchError, InvalidArgumentError,
                      KeyNotFoundError, errno_name, error_for)
@@ -107,6 +107,14 @@ class MapOfMaps(Map):
         self._template: Template | None = None
         self._inner_spec: MapSpec | None = None
         self._template_btf_id = 0  # the BTF object describing the template's key and value
+        # Writes get their own buffers and lock: a write holds its lock through the kernel's
+        # RCU wait (~8 ms), and lookups on this object need not queue behind it.
+        self._wio = ElemIO(self._fd, self.key_size, 4, gil=False)
+        self._wlock = threading.RLock()
+
+    def _release(self) -> None:
+        self._wio.invalidate()
+        super()._release()
 
     def clone(self) -> MapOfMaps:
         """Another object for the same outer map, keeping the known template."""
@@ -209,10 +217,10 @@ class MapOfMaps(Map):
         takes only ANY). Waits one RCU grace period in the kernel."""
         self._check_flags(flags, "update")
         self.check_inner(inner)
-        with self._lock:
-            self._kpack(self._kbuf, key)
-            self._vbuf[:4] = inner.fd.to_bytes(4, "little" if _LE else "big")
-            if self._io.update(int(flags)) < 0:
+        with self._wlock:
+            self._kpack(self._wio.key, key)
+            self._wio.value[:4] = inner.fd.to_bytes(4, "little" if _LE else "big")
+            if self._wio.update(int(flags)) < 0:
                 raise self._insert_error("update", key, inner, last_errno())
 
     def _check_flags(self, flags: UpdateFlags | int, op: str) -> None:
@@ -254,7 +262,7 @@ class MapOfMaps(Map):
         program still uses the old one (the kernel waited a grace period).
         """
         old: Map | None
-        with self._lock:  # no other swap through this object between lookup and update
+        with self._wlock:  # no other write through this object between lookup and update
             try:
                 old = self[key]
             except KeyNotFoundError:
@@ -267,7 +275,7 @@ class MapOfMaps(Map):
 
         The kernel has no lookup-and-delete for outer maps: this is a lookup and a delete,
         made atomic against other callers of this object."""
-        with self._lock:
+        with self._wlock:
             try:
                 inner = self[key]
             except KeyNotFoundError:
@@ -304,9 +312,9 @@ class MapOfMaps(Map):
             new.close()
 
     def __delitem__(self, key: Any) -> None:
-        with self._lock:
-            self._kpack(self._kbuf, key)
-            if self._io.delete() < 0:
+        with self._wlock:
+            self._kpack(self._wio.key, key)
+            if self._wio.delete() < 0:
                 raise self._elem_error("delete", key)
 
     def __contains__(self, key: Any) -> bool:
@@ -378,7 +386,7 @@ class MapOfMaps(Map):
         opened. purebpf opens them all first (lookup batch), then deletes the keys (delete
         batch: one RCU grace period). A slot written by someone else in between is deleted
         without being returned."""
-        with self._lock:
+        with self._wlock:
             pairs = self.lookup_batch(chunk)
             self.delete_batch([k for k, _ in pairs])
             return pairs
