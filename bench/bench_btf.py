@@ -16,6 +16,8 @@ import subprocess
 import sys
 import time
 
+from _common import child_env
+
 _CHILD = r"""
 import json, sys, time
 t0 = time.perf_counter()
@@ -47,7 +49,7 @@ def main() -> int:
         print(f"no BTF at {args.path}", file=sys.stderr)
         return 1
     src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")])))
+    env = child_env(src)
     runs = []
     for _ in range(args.runs):
         out = subprocess.run([sys.executable, "-c", _CHILD, args.path], env=env, check=True,

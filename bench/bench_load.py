@@ -22,8 +22,6 @@ purebpf and C alternately (which goes first alternates). See bench/README.md.
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import cProfile
 import gc
 import io
@@ -40,30 +38,19 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-C_DIR = HERE / "c"
+import _common as common
+from _common import BUILD_DIR, HERE, REPO, Samples, fmt_time, log, no_gc
+
+import purebpf
+from purebpf import Collection, CollectionSpec, Map, Program
+
 BPF_DIR = HERE / "bpf"
-BUILD_DIR = HERE / ".build"
 OBJ_DIR = BUILD_DIR / "bpf"
-REPO = HERE.parent
 MAP_IN_MAP = REPO / "tests" / "testdata" / "map_in_map.o"
 VMLINUX = "/sys/kernel/btf/vmlinux"
 BTF_STRUCT, BTF_FUNC = "task_struct", "bpf_map_lookup_elem"
-
-try:
-    import purebpf
-except ImportError:  # running from a checkout without PYTHONPATH=src
-    sys.path.insert(0, str(REPO / "src"))
-    import purebpf
-
-from purebpf import Collection, CollectionSpec, Map, MapSpec, MapType, Program
-
 SRC_DIR = Path(purebpf.__file__).resolve().parents[1]  # for the fresh child processes
 now = time.perf_counter_ns
-
-
-def log(*args: Any) -> None:
-    print(*args, file=sys.stderr, flush=True)
 
 
 # -- configuration ----------------------------------------------------------------------------
@@ -79,10 +66,6 @@ class Config:
 
 
 # -- building the objects and the C baselines -------------------------------------------------
-def _stale(out: Path, deps: list[Path]) -> bool:
-    return not out.exists() or any(out.stat().st_mtime < d.stat().st_mtime for d in deps)
-
-
 class Build:
     """Compiles bench/bpf/*.c with clang and bench/c/{load,btf}_libbpf.c with cc -lbpf."""
 
@@ -102,7 +85,7 @@ class Build:
             inc = f"-I/usr/include/{platform.machine()}-linux-gnu"
             for src in sorted(BPF_DIR.glob("*.c")):
                 out = OBJ_DIR / f"{src.stem}.o"
-                if _stale(out, [src]):
+                if common.stale(out, [src]):
                     cmd = [clang, "-O2", "-g", "-target", "bpf", inc, "-c", str(src),
                            "-o", str(out)]
                     res = subprocess.run(cmd, capture_output=True, text=True)
@@ -117,57 +100,27 @@ class Build:
                               else "C baselines disabled")
             return
         for prog in self.C_PROGRAMS:
-            src, out = C_DIR / f"{prog}.c", BUILD_DIR / prog
-            if _stale(out, [src]):
-                cmd = [cc, "-O2", "-Wall", "-o", str(out), str(src), "-lbpf"]
-                res = subprocess.run(cmd, capture_output=True, text=True)
-                if res.returncode != 0:
-                    log(f"warning: compiling {src.name} failed (libbpf-dev installed?)\n"
-                        f"{res.stderr}")
-                    self.notes.append(f"compiling {src.name} failed")
-                    continue
-            self.c[prog] = out
+            binary = common.compile_c(cc, prog, libs=["-lbpf"], hint=" (libbpf-dev installed?)")
+            if binary is None:
+                self.notes.append(f"compiling {prog}.c failed")
+                continue
+            self.c[prog] = binary
 
-    def run_c(self, prog: str, *args: Any) -> dict[str, list[float]] | None:
+    def run_c(self, prog: str, *args: Any) -> Samples | None:
         """Run a C baseline; its output lines are ``name value [value...]``."""
         if prog not in self.c:
             return None
-        cmd = [str(self.c[prog]), *map(str, args)]
-        res = subprocess.run(cmd, capture_output=True, text=True)
-        if res.returncode != 0:
-            log(f"warning: {' '.join(cmd)} exited {res.returncode}: {res.stderr.strip()}; "
-                "its C column is n/a")
+        out = common.run_c(self.c[prog], *args)
+        if out is None:
             del self.c[prog]
-            return None
-        out: dict[str, list[float]] = {}
-        for line in res.stdout.splitlines():
-            name, *vals = line.split()
-            out[name] = [float(v) for v in vals]
         return out
 
 
 # -- helpers ----------------------------------------------------------------------------------
-@contextlib.contextmanager
-def no_gc() -> Iterator[None]:
-    enabled = gc.isenabled()
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def child_env() -> dict[str, str]:
-    pp = os.environ.get("PYTHONPATH")
-    return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(SRC_DIR), pp])))
-
-
 def run_child(code: str, *args: str) -> tuple[dict[str, Any] | None, float]:
     """Run ``code`` in a fresh interpreter; returns (its JSON output, wall time in ns)."""
     t0 = now()
-    res = subprocess.run([sys.executable, "-c", code, *args], env=child_env(),
+    res = subprocess.run([sys.executable, "-c", code, *args], env=common.child_env(SRC_DIR),
                          capture_output=True, text=True)
     wall = now() - t0
     if res.returncode != 0:
@@ -233,8 +186,6 @@ print(json.dumps({"import_ns": t1 - t0, "first_ns": t2 - t1, "second_ns": t3 - t
 
 
 # -- the benchmarks ---------------------------------------------------------------------------
-Samples = dict[str, list[float]]
-
 
 class Bench:
     def __init__(self, cfg: Config, build: Build) -> None:
@@ -344,10 +295,6 @@ class Bench:
     def run(self) -> dict[str, Samples]:
         samples: dict[str, Samples] = {"py": {}, "c": {}}
 
-        def add(side: str, res: Samples | None) -> None:
-            for k, v in (res or {}).items():
-                samples[side].setdefault(k, []).extend(v)
-
         pairs: list[tuple[str, Callable[[], Samples], Callable[[], Samples | None], int]] = [
             ("lb_like.o", self.py_load, self.c_load, self.cfg.rounds),
             ("map_in_map.o", self.py_mim, lambda: None, self.cfg.rounds),
@@ -361,11 +308,8 @@ class Bench:
             for _name, py, c, rounds in pairs:
                 if r >= rounds:
                     continue
-                order = [("py", py), ("c", c)]
-                if r % 2:
-                    order.reverse()
-                for side, fn in order:
-                    add(side, fn())
+                for side, fn in common.in_turn(r, py, c):
+                    common.add_samples(samples[side], fn())
         return samples
 
 
@@ -387,47 +331,33 @@ ROWS: list[tuple[str, str, str, str | None, float | None]] = [
 ]
 
 
-def _ratio(p: float | None, c: float | None) -> float | None:
-    return p / c if p is not None and c else None
-
-
 def summarize(samples: dict[str, Samples]) -> list[dict[str, Any]]:
     py_s, c_s = samples["py"], samples["c"]
     rows = []
     for rid, label, unit, kind, target in ROWS:
         p, c = py_s.get(rid, []), c_s.get(rid, [])
-        pv = statistics.median(p) if p else None
-        cv = statistics.median(c) if c else None
+        pv, cv = common.median_or_none(p), common.median_or_none(c)
         row: dict[str, Any] = {
             "id": rid, "label": label, "unit": unit, "purebpf_ns": pv, "c_ns": cv,
-            "ratio": _ratio(pv, cv), "purebpf_min_ns": min(p) if p else None,
-            "c_min_ns": min(c) if c else None, "purebpf_samples": p, "c_samples": c}
-        row["min_ratio"] = _ratio(row["purebpf_min_ns"], row["c_min_ns"])
+            "ratio": common.ratio(pv, cv), "purebpf_min_ns": common.min_or_none(p),
+            "c_min_ns": common.min_or_none(c), "purebpf_samples": p, "c_samples": c}
+        row["min_ratio"] = common.ratio(row["purebpf_min_ns"], row["c_min_ns"])
         if kind == "ratio" and target is not None:
-            row["target"] = f"<= {target:g}"
-            r = row["ratio"]
-            row["result"] = "n/a" if r is None else ("PASS" if r <= target else "FAIL")
+            row["target"], row["result"] = common.judge_ratio(row["ratio"], target)
         elif kind == "abs" and target is not None:
             row["target"] = f"<= {target:g} s"
             row["result"] = "n/a" if pv is None else ("PASS" if pv / 1e9 <= target else "FAIL")
         else:
-            row["target"] = "reported"
-            row["result"] = "-"
+            row["target"], row["result"] = common.REPORTED
         rows.append(row)
     return rows
-
-
-def fmt_time(v: float | None, unit: str) -> str:
-    if v is None:
-        return "n/a"
-    return f"{v / 1e9:.3f} s" if unit == "s" else f"{v / 1e6:.2f} ms"
 
 
 def render(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     lines = [
         f"purebpf {meta['purebpf']} load benchmarks, {meta['date']}: Python {meta['python']}, "
         f"libbpf {meta['libbpf']}, Linux {meta['kernel']}, {meta['cpus']} CPUs, "
-        + (f"pinned to CPU {meta['cpu']}" if meta["cpu"] is not None else "not pinned"),
+        f"{common.pinning(meta['cpu'])}",
         f"mode {meta['mode']}: {meta['rounds']} rounds; per round and side {meta['loads']} "
         f"loads of lb_like.o ({meta['lb_like']}), {meta['mim_loads']} of map_in_map.o (purebpf); "
         f"{meta['o64_rounds']} rounds of {meta['o64_py_loads']} (purebpf) / 1 (libbpf) loads of "
@@ -437,15 +367,14 @@ def render(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "(judged); min = ratio of the fastest samples",
     ]
     lines += [f"note: {n}" for n in meta["notes"]]
-    header = (f"{'benchmark':<45} {'purebpf':>11} {'C (libbpf)':>11} {'ratio':>6} {'min':>5}  "
-              f"{'target':<9} result")
-    lines += ["", header, "-" * len(header)]
+    cells = []
     for r in rows:
         ratio = "" if r["ratio"] is None else f"{r['ratio']:.2f}"
         mn = "" if r["min_ratio"] is None else f"{r['min_ratio']:.2f}"
         cval = fmt_time(r["c_ns"], r["unit"]) if r["c_samples"] else "-"
-        lines.append(f"{r['label']:<45} {fmt_time(r['purebpf_ns'], r['unit']):>11} "
-                     f"{cval:>11} {ratio:>6} {mn:>5}  {r['target']:<9} {r['result']}")
+        cells.append((r["label"], fmt_time(r["purebpf_ns"], r["unit"]), cval, ratio, mn,
+                      r["target"], r["result"]))
+    lines += common.table(45, "C (libbpf)", "min", cells)
     o64 = next(r for r in rows if r["id"] == "o64_load")
     if o64["c_ns"] and o64["purebpf_ns"]:
         per_slot = o64["c_ns"] / 64
@@ -531,21 +460,13 @@ def describe(path: Path | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="short run (3 rounds, fewer loads)")
-    ap.add_argument("--json", action="store_true",
-                    help="print results as JSON on stdout (the table goes to stderr)")
-    ap.add_argument("--strict", action="store_true", help="exit 1 if a target fails")
-    ap.add_argument("--rounds", type=int, help="override the number of rounds")
+    ap = common.parser(__doc__, quick_help="short run (3 rounds, fewer loads)")
     ap.add_argument("--no-c", action="store_true", help="skip the C (libbpf) baselines")
     ap.add_argument("--clang", help="clang for the BPF objects (default: $CLANG or clang-19)")
     ap.add_argument("--profile", action="store_true",
                     help="after the table, time purebpf's load stages and cProfile it")
-    ap.add_argument("--cpu", type=int,
-                    help="CPU to pin this process and its children to (default: the highest "
-                    "allowed CPU)")
-    ap.add_argument("--no-pin", action="store_true", help="do not pin to a CPU")
+    common.add_pin_args(ap, "CPU to pin this process and its children to (default: the "
+                        "highest allowed CPU)")
     args = ap.parse_args(argv)
 
     cfg = Config(args.quick)
@@ -553,16 +474,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg.rounds = args.rounds
         cfg.o64_rounds = min(cfg.o64_rounds, cfg.rounds)
         cfg.cold_rounds = min(cfg.cold_rounds, cfg.rounds)
-    cpu: int | None = None
-    if not args.no_pin:
-        cpu = args.cpu if args.cpu is not None else max(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, {cpu})  # inherited by the C baselines and the children
-
-    try:
-        with Map.create(MapSpec(MapType.ARRAY, value_size=8, max_entries=1)):
-            pass
-    except (purebpf.BPFError, OSError) as exc:
-        log(f"bench_load: bpf() is not usable here: {exc}")
+    cpu = common.pin(args)  # inherited by the C baselines and the children
+    if not common.bpf_usable("bench_load"):
         return 2
 
     build = Build(args.clang, not args.no_c)
@@ -589,20 +502,8 @@ def main(argv: list[str] | None = None) -> int:
         "kernel_objects": {"before": before, "after": after,
                            "released": all(after[k] <= before[k] for k in before)},
     }
-    table = render(rows, meta)
-    if args.json:
-        log(table)
-        if prof:
-            log(prof)
-        json.dump({"meta": meta, "rows": rows}, sys.stdout, indent=1)
-        print()
-    else:
-        print(table)
-        if prof:
-            print()
-            print(prof)
-    failed = [r["id"] for r in rows if str(r["result"]).startswith("FAIL")]
-    return 1 if args.strict and failed else 0
+    common.output(render(rows, meta), meta, rows, args.json, extra=prof)
+    return common.exit_code(rows, args.strict)
 
 
 if __name__ == "__main__":

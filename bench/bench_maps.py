@@ -20,41 +20,25 @@ update; the ratio is purebpf / C. See bench/README.md for what each row measures
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import gc
-import json
 import os
 import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-C_DIR = HERE / "c"
-BUILD_DIR = HERE / ".build"
+import _common as common
+from _common import BUILD_DIR, C_DIR, Samples, fmt_time, log, no_gc
+
+import purebpf
+from purebpf import Map, MapFlags, MapOfMaps, MapSpec, MapType
+
 C_PROGRAMS = ("elem", "batch", "outer")
-
-try:
-    import purebpf
-except ImportError:  # running from a checkout without PYTHONPATH=src
-    sys.path.insert(0, str(HERE.parent / "src"))
-    import purebpf
-
-from purebpf import Map, MapFlags, MapSpec, MapType
-
 now = time.perf_counter_ns
 NKEYS = 1024           # distinct keys cycled through by the single-element rows
 INNER_ENTRIES = 16     # inner ARRAY maps of the outer-map rows (as in bench/c/outer.c)
-
-
-def log(*args: Any) -> None:
-    print(*args, file=sys.stderr, flush=True)
 
 
 # -- configuration ----------------------------------------------------------------------------
@@ -84,53 +68,24 @@ class CBench:
         if self.cc is None:
             self.note = "no C compiler (cc) found" if enabled else "C baselines disabled"
             return
-        BUILD_DIR.mkdir(parents=True, exist_ok=True)
         header = C_DIR / "bench_common.h"
         for prog in C_PROGRAMS:
-            src, out = C_DIR / f"{prog}.c", BUILD_DIR / prog
-            deps = [src, header]
-            if out.exists() and all(out.stat().st_mtime >= d.stat().st_mtime for d in deps):
-                self.available[prog] = True
-                continue
-            cmd = [self.cc, "-O2", "-Wall", "-o", str(out), str(src)]
-            res = subprocess.run(cmd, capture_output=True, text=True)
-            if res.returncode != 0:
-                log(f"warning: compiling {src.name} failed; its C column is n/a\n{res.stderr}")
-                self.note = f"compiling {src.name} failed"
+            if common.compile_c(self.cc, prog, [header], hint="; its C column is n/a") is None:
+                self.note = f"compiling {prog}.c failed"
                 continue
             self.available[prog] = True
 
-    def run(self, prog: str, *args: Any) -> dict[str, list[float]] | None:
+    def run(self, prog: str, *args: Any) -> Samples | None:
         """Run one baseline; its output lines are ``name value [value...]``."""
         if not self.available[prog]:
             return None
-        cmd = [str(BUILD_DIR / prog), *map(str, args)]
-        res = subprocess.run(cmd, capture_output=True, text=True)
-        if res.returncode != 0:
-            log(f"warning: {' '.join(cmd)} exited {res.returncode}: {res.stderr.strip()}; "
-                "C column is n/a")
+        out = common.run_c(BUILD_DIR / prog, *args)
+        if out is None:
             self.available[prog] = False
-            return None
-        out: dict[str, list[float]] = {}
-        for line in res.stdout.splitlines():
-            name, *vals = line.split()
-            out[name] = [float(v) for v in vals]
         return out
 
 
-# -- timing helpers ---------------------------------------------------------------------------
-@contextlib.contextmanager
-def no_gc() -> Iterator[None]:
-    enabled = gc.isenabled()
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
+# -- helpers ----------------------------------------------------------------------------------
 def hash_spec(max_entries: int) -> MapSpec:
     # u32 -> u64, declared as such: keys and values decode to ints
     return MapSpec(MapType.HASH, key_size=4, value_size=8, max_entries=max_entries,
@@ -166,6 +121,8 @@ class Group:
 
 class HashElem(Group):
     name = "HASH element"
+    kind = "hash"                                  # bench/c/elem.c's map type
+    measures = ("hash_lookup", "hash_update")      # m[k], m[k] = k
 
     def __init__(self, cfg: Config, cb: CBench) -> None:
         self.cfg, self.cb = cfg, cb
@@ -192,16 +149,19 @@ class HashElem(Group):
             for k in keys:
                 m[k] = k
             t2 = now()
-        return {"hash_lookup": [(t1 - t0) / n], "hash_update": [(t2 - t1) / n]}
+        lookup, update = self.measures
+        return {lookup: [(t1 - t0) / n], update: [(t2 - t1) / n]}
 
     def c(self) -> dict[str, list[float]] | None:
-        r = self.cb.run("elem", "hash", self.n, NKEYS)
-        return None if r is None else {"hash_lookup": r["lookup_ns"],
-                                       "hash_update": r["update_ns"]}
+        r = self.cb.run("elem", self.kind, self.n, NKEYS)
+        lookup, update = self.measures
+        return None if r is None else {lookup: r["lookup_ns"], update: r["update_ns"]}
 
 
 class MmapElem(HashElem):
     name = "ARRAY element"
+    kind = "array"
+    measures = ("mmap_read", "mmap_write")         # a[i], a[i] = i
 
     def setup(self, stack: contextlib.ExitStack) -> None:
         spec = MapSpec(MapType.ARRAY, key_size=4, value_size=8, max_entries=NKEYS,
@@ -209,26 +169,6 @@ class MmapElem(HashElem):
         self.m = stack.enter_context(Map.create(spec))
         if not isinstance(self.m, purebpf.MmapArray):
             raise RuntimeError(f"expected an MmapArray, got {type(self.m).__name__}")
-
-    def py(self) -> dict[str, list[float]]:
-        a, keys, n = self.m, self.keys, len(self.keys)
-        with no_gc():
-            for i in self.warm:
-                a[i]
-                a[i] = i
-            t0 = now()
-            for i in keys:
-                a[i]
-            t1 = now()
-            for i in keys:
-                a[i] = i
-            t2 = now()
-        return {"mmap_read": [(t1 - t0) / n], "mmap_write": [(t2 - t1) / n]}
-
-    def c(self) -> dict[str, list[float]] | None:
-        r = self.cb.run("elem", "array", self.n, NKEYS)
-        return None if r is None else {"mmap_read": r["lookup_ns"],
-                                       "mmap_write": r["update_ns"]}
 
 
 class Batch(Group):
@@ -270,7 +210,9 @@ class OuterSwap(Group):
         self.cfg, self.cb = cfg, cb
 
     def setup(self, stack: contextlib.ExitStack) -> None:
-        self.outer = stack.enter_context(Map.create(outer_spec(64)))
+        outer = stack.enter_context(Map.create(outer_spec(64)))
+        assert isinstance(outer, MapOfMaps)
+        self.outer = outer
         self.inner = [stack.enter_context(self.outer.new_inner()) for _ in range(2)]
         self.outer[0] = self.inner[1]  # warm-up
 
@@ -347,10 +289,6 @@ ROWS: list[tuple[str, str, str, str | None, float | None]] = [
 ]
 
 
-def _ratio(p: float | None, c: float | None) -> float | None:
-    return p / c if p is not None and c else None
-
-
 def summarize(samples: dict[str, dict[str, list[float]]], stat: str) -> list[dict[str, Any]]:
     py_s, c_s = samples["py"], samples["c"]
     # One RCU grace period: the median C outer-map update (purebpf's if there is no C).
@@ -363,19 +301,18 @@ def summarize(samples: dict[str, dict[str, list[float]]], stat: str) -> list[dic
         row_stat = stat if unit == "ns" else "median"
         pick = min if row_stat == "min" else statistics.median
         pv, cv = (pick(p) if p else None), (pick(c) if c else None)
-        ratio = _ratio(pv, cv)
+        ratio = common.ratio(pv, cv)
         row: dict[str, Any] = {
             "id": rid, "label": label, "unit": unit, "stat": row_stat,
             "purebpf_ns": pv, "c_ns": cv, "ratio": ratio,
-            "purebpf_median_ns": statistics.median(p) if p else None,
-            "c_median_ns": statistics.median(c) if c else None,
-            "purebpf_min_ns": min(p) if p else None, "c_min_ns": min(c) if c else None,
+            "purebpf_median_ns": common.median_or_none(p),
+            "c_median_ns": common.median_or_none(c),
+            "purebpf_min_ns": common.min_or_none(p), "c_min_ns": common.min_or_none(c),
             "purebpf_samples": p, "c_samples": c}
-        row["median_ratio"] = _ratio(row["purebpf_median_ns"], row["c_median_ns"])
-        if kind == "ratio":
-            row["target"] = f"<= {target:g}"
-            row["result"] = "n/a" if ratio is None else ("PASS" if ratio <= target else "FAIL")
-        elif kind == "gp":
+        row["median_ratio"] = common.ratio(row["purebpf_median_ns"], row["c_median_ns"])
+        if kind == "ratio" and target is not None:
+            row["target"], row["result"] = common.judge_ratio(ratio, target)
+        elif kind == "gp" and target is not None:
             gps = pv / gp if pv is not None and gp else None
             row["grace_periods"] = gps
             row["grace_period_ns"] = gp
@@ -384,24 +321,16 @@ def summarize(samples: dict[str, dict[str, list[float]]], stat: str) -> list[dic
             row["result"] = "n/a" if gps is None else (
                 f"{'PASS' if gps <= target else 'FAIL'} ({gps:.2f} GP)")
         else:
-            row["target"] = "reported"
-            row["result"] = "-"
+            row["target"], row["result"] = common.REPORTED
         rows.append(row)
     return rows
-
-
-def fmt_time(v: float | None, unit: str) -> str:
-    if v is None:
-        return "n/a"
-    return f"{v / 1e6:.2f} ms" if unit == "ms" else f"{v:.1f} ns"
 
 
 def render(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     stat = "fastest round" if meta["stat"] == "min" else "median of rounds"
     lines = [
         f"purebpf {meta['purebpf']} map benchmarks, {meta['date']}: Python {meta['python']}, "
-        f"Linux {meta['kernel']}, {meta['cpus']} CPUs, "
-        + (f"pinned to CPU {meta['cpu']}" if meta["cpu"] is not None else "not pinned"),
+        f"Linux {meta['kernel']}, {meta['cpus']} CPUs, {common.pinning(meta['cpu'])}",
         f"mode {meta['mode']}: {meta['rounds']} rounds x {meta['iters']} single-element ops "
         f"(in {meta['slices']} py/C slices), "
         f"batch {meta['batch_n']} entries (update chunk {meta['update_chunk']}, lookup chunk "
@@ -412,16 +341,14 @@ def render(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     ]
     if meta.get("c_note"):
         lines.append(f"C baselines: {meta['c_note']}")
-    header = (f"{'benchmark':<42} {'purebpf':>11} {'C':>11} {'ratio':>6} {'med':>5}  "
-              f"{'target':<9} result")
-    lines += ["", header, "-" * len(header)]
+    cells = []
     for r in rows:
         ratio = "n/a" if r["ratio"] is None else f"{r['ratio']:.2f}"
         med = "" if r["stat"] == "median" or r["median_ratio"] is None else \
             f"{r['median_ratio']:.2f}"
-        lines.append(f"{r['label']:<42} {fmt_time(r['purebpf_ns'], r['unit']):>11} "
-                     f"{fmt_time(r['c_ns'], r['unit']):>11} {ratio:>6} {med:>5}  "
-                     f"{r['target']:<9} {r['result']}")
+        cells.append((r["label"], fmt_time(r["purebpf_ns"], r["unit"]),
+                      fmt_time(r["c_ns"], r["unit"]), ratio, med, r["target"], r["result"]))
+    lines += common.table(42, "C", "med", cells)
     gp_row = next(r for r in rows if r["id"] == "store_batch")
     if gp_row.get("grace_period_ns"):
         lines.append(f"(1 grace period = median single outer-map update in "
@@ -431,15 +358,10 @@ def render(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
 
 
 # -- main -------------------------------------------------------------------------------------
-def run(cfg: Config, cb: CBench) -> dict[str, dict[str, list[float]]]:
+def run(cfg: Config, cb: CBench) -> dict[str, Samples]:
     groups: list[Group] = [HashElem(cfg, cb), MmapElem(cfg, cb), Batch(cfg, cb),
                            OuterSwap(cfg, cb), OuterStore(cfg, cb)]
-    samples: dict[str, dict[str, list[float]]] = {"py": {}, "c": {}}
-
-    def add(side: str, res: dict[str, list[float]] | None) -> None:
-        for k, v in (res or {}).items():
-            samples[side].setdefault(k, []).extend(v)
-
+    samples: dict[str, Samples] = {"py": {}, "c": {}}
     with contextlib.ExitStack() as stack:  # every map the benchmark creates is closed here
         for g in groups:
             g.setup(stack)
@@ -454,37 +376,25 @@ def run(cfg: Config, cb: CBench) -> dict[str, dict[str, list[float]]]:
                     continue
                 # Slices alternate py/C so that both sides of a round see the same
                 # machine; a sliced round's sample is the mean over its slices.
-                acc: dict[str, dict[str, list[float]]] = {"py": {}, "c": {}}
+                acc: dict[str, Samples] = {"py": {}, "c": {}}
                 for sl in range(g.slices):
-                    order: list[tuple[str, Callable[[], Any]]] = [("py", g.py), ("c", g.c)]
-                    if (r + sl) % 2:
-                        order.reverse()
-                    for side, fn in order:
-                        for k, v in (fn() or {}).items():
-                            acc[side].setdefault(k, []).extend(v)
+                    for side, fn in common.in_turn(r + sl, g.py, g.c):
+                        common.add_samples(acc[side], fn())
                 for side, res in acc.items():
-                    add(side, {k: [statistics.fmean(v)] if g.slices > 1 else v
-                               for k, v in res.items()})
+                    common.add_samples(samples[side], {
+                        k: [statistics.fmean(v)] if g.slices > 1 else v for k, v in res.items()})
     return samples
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="short run (20k ops, 3 rounds)")
-    ap.add_argument("--json", action="store_true",
-                    help="print results as JSON on stdout (the table goes to stderr)")
-    ap.add_argument("--strict", action="store_true", help="exit 1 if a target fails")
-    ap.add_argument("--rounds", type=int, help="override the number of rounds")
+    ap = common.parser(__doc__, quick_help="short run (20k ops, 3 rounds)")
     ap.add_argument("--iters", type=int, help="override single-element ops per round")
     ap.add_argument("--no-c", action="store_true", help="skip the C baselines")
     ap.add_argument("--stat", choices=("min", "median"), default="min",
                     help="statistic for rows 1-3 (default: min, the fastest round of each "
                     "side; noise on a shared machine only ever adds time)")
-    ap.add_argument("--cpu", type=int,
-                    help="CPU to pin this process and the C runs to (default: the highest "
-                    "allowed CPU; pinning both sides to one CPU cuts the noise a lot)")
-    ap.add_argument("--no-pin", action="store_true", help="do not pin to a CPU")
+    common.add_pin_args(ap, "CPU to pin this process and the C runs to (default: the highest "
+                        "allowed CPU; pinning both sides to one CPU cuts the noise a lot)")
     args = ap.parse_args(argv)
 
     cfg = Config(args.quick)
@@ -493,16 +403,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg.store_rounds = min(cfg.store_rounds, cfg.rounds)
     if args.iters:
         cfg.iters = args.iters
-    cpu: int | None = None
-    if not args.no_pin:
-        cpu = args.cpu if args.cpu is not None else max(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, {cpu})  # inherited by the C baselines
-
-    try:
-        with Map.create(MapSpec(MapType.ARRAY, value_size=8, max_entries=1)):
-            pass
-    except (purebpf.BPFError, OSError) as exc:
-        log(f"bench_maps: bpf() is not usable here: {exc}")
+    cpu = common.pin(args)  # inherited by the C baselines
+    if not common.bpf_usable("bench_maps"):
         return 2
 
     cb = CBench(enabled=not args.no_c)
@@ -521,15 +423,8 @@ def main(argv: list[str] | None = None) -> int:
         "n_inner": cfg.n_inner, "c_note": cb.note, "cpu": cpu, "stat": args.stat,
         "elapsed_s": round(time.monotonic() - t0, 1),
     }
-    table = render(rows, meta)
-    if args.json:
-        log(table)
-        json.dump({"meta": meta, "rows": rows}, sys.stdout, indent=1)
-        print()
-    else:
-        print(table)
-    failed = [r["id"] for r in rows if str(r["result"]).startswith("FAIL")]
-    return 1 if args.strict and failed else 0
+    common.output(render(rows, meta), meta, rows, args.json)
+    return common.exit_code(rows, args.strict)
 
 
 if __name__ == "__main__":

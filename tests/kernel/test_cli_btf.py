@@ -6,7 +6,6 @@ import errno
 import json
 import os
 import pathlib
-import shutil
 import struct
 import subprocess
 
@@ -18,32 +17,12 @@ from purebpf.btf import (Array, Datasec, Enum, EnumValue, Int, IntEncoding, Memb
                          Union, Var, VarSecinfo, parse)
 from purebpf.btf.raw import dump_raw, raw_types
 from purebpf.btf.values import decode
-from purebpf.cli import main
 from purebpf.elf import read_elf
 
+from cli_helpers import BPFTOOL, fails, ok, run
+
 DATA = pathlib.Path(__file__).resolve().parents[1] / "testdata"
-BPFTOOL = shutil.which("bpftool")
 VMLINUX = "/sys/kernel/btf/vmlinux"
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    rc = main(list(argv))
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def ok(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
-    rc, out, err = run(capsys, *argv)
-    assert rc == 0, err
-    return out
-
-
-def fails(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
-    rc, out, err = run(capsys, *argv)
-    assert rc == 1, (out, err)
-    lines = err.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("purebpf: "), err
-    return lines[0]
 
 
 def bpftool(*argv: str) -> str:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -17,50 +17,16 @@ import pytest
 from purebpf import BPFError, InnerMapMismatchError, Map, MapOfMaps
 from purebpf.cli import main
 
-BPFFS = "/sys/fs/bpf"
-BPFTOOL = shutil.which("bpftool")
+import cli_helpers
+from cli_helpers import BPFTOOL, fails, pins, run  # noqa: F401 (pins: a fixture)
+
 # The fields `bpftool -j map show` prints for a map without pids or pins.
 BPFTOOL_MAP_FIELDS = {"id", "type", "name", "flags", "bytes_key", "bytes_value", "max_entries",
                       "bytes_memlock", "frozen"}
 
-
-@pytest.fixture
-def pins(request: pytest.FixtureRequest) -> Iterator[str]:
-    """A fresh directory in a bpffs for this test's pins, removed (with its pins) after."""
-    if not os.path.ismount(BPFFS):
-        subprocess.run(["mount", "-t", "bpf", "bpf", BPFFS], check=True)
-    name = re.sub(r"[^A-Za-z0-9_]", "_", request.node.name)[:60]
-    path = os.path.join(BPFFS, f"purebpf_cli_{os.getpid()}_{name}")
-    os.mkdir(path)
-    yield path
-    shutil.rmtree(path)
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    rc = main(list(argv))
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def ok(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
-    rc, out, err = run(capsys, *argv)
-    assert rc == 0, err
-    assert err == ""
-    return out
-
-
-def js(capsys: pytest.CaptureFixture[str], *argv: str) -> object:
-    return json.loads(ok(capsys, "--json", *argv))
-
-
-def fails(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
-    """Run a command that must fail: exit 1 and exactly one ``purebpf: ...`` line."""
-    rc, out, err = run(capsys, *argv)
-    assert rc == 1, (out, err)
-    lines = err.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("purebpf: "), err
-    assert "Traceback" not in err
-    return lines[0]
+# Here a command that succeeds must also print nothing on stderr.
+ok = functools.partial(cli_helpers.ok, quiet=True)
+js = functools.partial(cli_helpers.js, quiet=True)
 
 
 def map_id(capsys: pytest.CaptureFixture[str], ref: str) -> int:

@@ -10,15 +10,9 @@ import sys
 
 import pytest
 
-from purebpf.cli import main
+from cli_helpers import run
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    rc = main(list(argv))
-    out, err = capsys.readouterr()
-    return rc, out, err
 
 
 def test_features_explains_each_probe(capsys: pytest.CaptureFixture[str]) -> None:

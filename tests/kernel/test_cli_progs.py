@@ -17,51 +17,13 @@ import pytest
 
 import purebpf
 from purebpf import BPFError, InvalidArgumentError, Map, Program
-from purebpf.cli import main
+
+from cli_helpers import BPFTOOL, fails, js, ok, pins, run  # noqa: F401 (pins: a fixture)
 
 DATA = pathlib.Path(__file__).resolve().parents[1] / "testdata"
-BPFFS = "/sys/fs/bpf"
-BPFTOOL = shutil.which("bpftool")
 BPFTOOL_PROG_FIELDS = {"id", "type", "name", "tag", "gpl_compatible", "loaded_at", "uid",
                        "bytes_xlated", "jited", "bytes_jited", "bytes_memlock", "map_ids",
                        "btf_id"}
-
-
-@pytest.fixture
-def pins(request: pytest.FixtureRequest) -> Iterator[str]:
-    """A fresh directory in a bpffs for this test's pins, removed (with its pins) after."""
-    if not os.path.ismount(BPFFS):
-        subprocess.run(["mount", "-t", "bpf", "bpf", BPFFS], check=True)
-    name = re.sub(r"[^A-Za-z0-9_]", "_", request.node.name)[:60]
-    path = os.path.join(BPFFS, f"purebpf_cli_{os.getpid()}_{name}")
-    os.mkdir(path)
-    yield path
-    shutil.rmtree(path)
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    rc = main(list(argv))
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def ok(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
-    rc, out, err = run(capsys, *argv)
-    assert rc == 0, err
-    return out
-
-
-def js(capsys: pytest.CaptureFixture[str], *argv: str) -> object:
-    return json.loads(ok(capsys, "--json", *argv))
-
-
-def fails(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
-    rc, out, err = run(capsys, *argv)
-    assert rc == 1, (out, err)
-    lines = err.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("purebpf: "), err
-    assert "Traceback" not in err
-    return lines[0]
 
 
 def gone(prog_ids: list[int], map_ids: list[int]) -> bool:

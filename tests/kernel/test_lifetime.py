@@ -6,11 +6,9 @@ from __future__ import annotations
 import errno
 import gc
 import os
-import subprocess
 import sys
-import tempfile
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -20,6 +18,7 @@ from purebpf import (BPFError, BPFPermissionError, ClosedError, InnerMapMismatch
 from purebpf._mapofmaps import _opened
 
 from conftest import open_fds, wait_for
+from helpers import alive, bpffs  # noqa: F401 (bpffs: a fixture)
 
 NE = sys.byteorder
 HASH = MapSpec(MapType.HASH, key_size=4, value_size=4, max_entries=8, key_type=int,
@@ -32,10 +31,6 @@ def outer_spec(t: MapType = MapType.HASH_OF_MAPS, inner: MapSpec = INNER) -> Map
     return MapSpec(t, max_entries=8, inner=inner, key_type=int, name="life_o", **kw)
 
 
-def alive(map_id: int) -> bool:
-    return map_id in set(Map.ids())
-
-
 def bpf_fds() -> set[int]:
     out = set()
     for fd in open_fds():
@@ -45,22 +40,6 @@ def bpf_fds() -> set[int]:
         except FileNotFoundError:
             pass
     return out
-
-
-@pytest.fixture
-def bpffs() -> Iterator[str]:
-    """A private bpffs mount (pins need one; /sys/fs/bpf may not be mounted)."""
-    d = tempfile.mkdtemp(prefix="purebpf-test-")
-    try:
-        res = subprocess.run(["mount", "-t", "bpf", "bpf", d], capture_output=True, text=True)
-        if res.returncode != 0:
-            pytest.fail(f"cannot mount a bpffs at {d}: {res.stderr.strip()}")
-        try:
-            yield d
-        finally:
-            subprocess.run(["umount", d], check=True)
-    finally:
-        os.rmdir(d)
 
 
 # == close ====================================================================================

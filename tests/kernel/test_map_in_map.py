@@ -11,9 +11,7 @@ import errno
 import gc
 import os
 import re
-import subprocess
 import sys
-import tempfile
 import uuid
 from collections.abc import Iterator
 
@@ -29,6 +27,7 @@ from purebpf._sys.syscall import ElemIO, close_fd, last_errno
 from purebpf.errors import ENOTSUPP
 
 from conftest import open_fds, wait_for
+from helpers import alive, bpffs  # noqa: F401 (bpffs: a fixture)
 
 AOM, HOM = MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS
 INNER_ARRAY = MapSpec(MapType.ARRAY, value_size=4, max_entries=4, key_type=int, value_type=int)
@@ -67,10 +66,6 @@ def fd_target(fd: int) -> str:
         return os.readlink(f"/proc/self/fd/{fd}")
     except FileNotFoundError:
         return ""
-
-
-def alive(map_id: int) -> bool:
-    return map_id in set(Map.ids())
 
 
 NE = sys.byteorder
@@ -117,22 +112,6 @@ def hom() -> Iterator[MapOfMaps]:
     with Map.create(outer_spec(HOM, INNER_HASH, n=4)) as m:
         assert isinstance(m, MapOfMaps)
         yield m
-
-
-@pytest.fixture
-def bpffs() -> Iterator[str]:
-    """A private bpffs mount (pins need one; /sys/fs/bpf may not be mounted)."""
-    d = tempfile.mkdtemp(prefix="purebpf-test-")
-    try:
-        res = subprocess.run(["mount", "-t", "bpf", "bpf", d], capture_output=True, text=True)
-        if res.returncode != 0:
-            pytest.fail(f"cannot mount a bpffs at {d}: {res.stderr.strip()}")
-        try:
-            yield d
-        finally:
-            subprocess.run(["umount", d], check=True)
-    finally:
-        os.rmdir(d)
 
 
 # == creation =================================================================================
