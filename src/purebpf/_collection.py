@@ -31,7 +31,9 @@ DEFAULT_PIN_ROOT = "/sys/fs/bpf"
 class Variable:
     """A global variable of a loaded object, read and written in its data map."""
 
-    def __init__(self, spec: VariableSpec, data_map: Map) -> None:
+    def __init__(self, spec: VariableSpec, data_map: Map, btf: Any = None) -> None:
+        self.spec = spec
+        self._btf = btf
         self.name = spec.name
         self.size = spec.size
         self.offset = spec.offset
@@ -47,6 +49,17 @@ class Variable:
     def get(self) -> int:
         """The value as an unsigned int."""
         return int.from_bytes(self.raw, sys.byteorder)
+
+    @property
+    def value(self) -> Any:
+        """The value decoded by its BTF type: an int, a str for a char array holding a
+        string, a dict for a struct, a list for an array (bytes without BTF)."""
+        raw = self.raw
+        if self._btf is None or not self.spec.type_id:
+            return raw
+        from .btf.values import decode
+
+        return decode(self._btf, self.spec.type_id, raw)
 
     def set(self, value: int | bytes) -> None:
         """Write the variable (not for ``.rodata`` constants, which are frozen at load)."""
@@ -151,8 +164,8 @@ class _Loader:
             # Refilled on reuse too: the programs are new with every load (libbpf does so).
             if ms.type == MapType.PROG_ARRAY and ms.contents:
                 self._fill_prog_array(name, ms, programs)
-        variables = {n: Variable(v, self.maps[v.map]) for n, v in self.spec.variables.items()
-                     if v.map in self.maps}
+        variables = {n: Variable(v, self.maps[v.map], self.spec.btf)
+                     for n, v in self.spec.variables.items() if v.map in self.maps}
         return Collection(dict(self.maps), programs, variables, self.spec)
 
     def _load_btf(self) -> None:

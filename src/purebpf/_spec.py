@@ -337,6 +337,15 @@ class VariableSpec:
 
         return int.from_bytes(self.value, sys.byteorder)
 
+    def decoded(self, btf: Any) -> Any:
+        """The initial value decoded by its BTF type (ints, strings, dicts for structs,
+        lists for arrays), given the collection's BTF; the bytes without one."""
+        if btf is None or not self.type_id:
+            return self.value
+        from .btf.values import decode
+
+        return decode(btf, self.type_id, self.value)
+
 
 @dataclasses.dataclass
 class CollectionSpec:

@@ -318,3 +318,13 @@ def test_verifier_hints_for_common_causes() -> None:
     assert "compile with -g" in _diagnose("missing btf func_info")
     assert "CO-RE relocation" in _diagnose(
         "relo #0: no matching targets found\n5: (85) call unknown#195896080")
+
+
+def test_variables_decode_by_their_btf_types() -> None:
+    spec = CollectionSpec.from_file(DATA / "globals.o")
+    assert spec.variables["greeting"].decoded(spec.btf) == "hello"
+    assert spec.variables["multiplier"].decoded(spec.btf) == 3
+    with purebpf.load(DATA / "globals.o") as coll:
+        coll.programs["compute"].test_run(packet(5))
+        assert {n: v.value for n, v in coll.variables.items()} == {
+            "multiplier": 3, "greeting": "hello", "calls": 1, "last_result": 32, "tuned": 11}

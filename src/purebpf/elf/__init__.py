@@ -94,7 +94,7 @@ def _read(obj: ElfObject) -> CollectionSpec:
             if sym.type == "STT_OBJECT" and sym.name and sym.bind != "STB_LOCAL":
                 variables[sym.name] = VariableSpec(sym.name, mname, sym.value, sym.size,
                                                    body[sym.value:sym.value + sym.size],
-                                                   readonly)
+                                                   readonly, _var_type(spec, sym.name))
 
     def resolve(tsec: Section, sym_name: str, sym_value: int, imm: int
                 ) -> tuple[str, str, int] | None:
@@ -146,6 +146,17 @@ def _name_func_params(spec: B.Spec) -> None:
                  B.Param(f"arg{i}", p.type) for i, p in enumerate(params)]
         if fixed != params:
             spec.replace(t.proto, B.FuncProto(proto.ret, tuple(fixed)))
+
+
+def _var_type(spec: B.Spec | None, name: str) -> int:
+    """The BTF type id of global variable ``name`` (0 without BTF)."""
+    if spec is None:
+        return 0
+    for tid in spec.find_ids(name, B.Var):
+        var = spec.type_by_id(tid)
+        assert isinstance(var, B.Var)
+        return var.type
+    return 0
 
 
 def _datasec_id(spec: B.Spec | None, name: str) -> int:
