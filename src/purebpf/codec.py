@@ -169,8 +169,12 @@ class Codec:
             def pack_typed(buf: Buffer, obj: Any, offset: int = 0) -> None:
                 if isinstance(obj, bytes | bytearray | memoryview) or _is_ctypes(obj):
                     slow(buf, obj, offset)
-                else:
-                    slow(buf, tc.encode(obj), offset)
+                    return
+                try:
+                    data = tc.encode(obj)
+                except ValueError as exc:  # name the map, keep the type's own reason
+                    raise type(exc)(f"{self.what}: {exc}") from None
+                slow(buf, data, offset)
 
             def unpack_typed(buf: Buffer, offset: int = 0) -> Any:
                 return tc.decode(bytes(memoryview(buf)[offset:offset + size]))

@@ -328,3 +328,24 @@ def test_variables_decode_by_their_btf_types() -> None:
         coll.programs["compute"].test_run(packet(5))
         assert {n: v.value for n, v in coll.variables.items()} == {
             "multiplier": 3, "greeting": "hello", "calls": 1, "last_result": 32, "tuned": 11}
+
+
+def test_struct_keys_and_values_are_dicts_both_ways() -> None:
+    from purebpf.btf import BTFError
+
+    with purebpf.load(DATA / "structs.o") as coll:
+        flows = coll.maps["flows"]
+        key = {"addr": 7, "port": 80, "proto": 17}
+        flows[key] = {"packets": 10, "label": "web", "hist": [1, 2], "small": 3, "big": 1000,
+                      "last": "DROP"}
+        assert coll.programs["count_flow"].test_run(packet(7)).retval == 11
+        assert list(flows.items()) == [(
+            {"addr": 7, "port": 80, "proto": 17, "pad": 0},
+            {"packets": 11, "bytes": 64, "last": "PASS", "label": "web", "hist": [1, 2, 0, 0],
+             "small": 3, "big": 1000})]
+        with pytest.raises(BTFError, match=r"value of map 'flows' .*no member 'packetz'"):
+            flows[key] = {"packetz": 1}
+        with pytest.raises(BTFError, match=r"value\.small: 99 does not fit in 5 bits"):
+            flows[key] = {"small": 99}
+        flows[key] = bytes(40)  # raw bytes of the exact size always work
+        assert flows[key]["packets"] == 0

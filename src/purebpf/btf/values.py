@@ -175,3 +175,164 @@ def _c_string(raw: bytes) -> str | None:
 
 
 __all__ = ["decode"]
+
+
+def encode(spec: Spec, type_id: int, value: Any) -> bytes:
+    """The bytes of ``value`` as BTF type ``type_id``: the inverse of :func:`decode`.
+
+    Accepts what decode returns (ints, bools, enumerator names, floats, str for char
+    arrays, lists for arrays, dicts for structs and unions; missing members and array tail
+    are zero) and, for any type, bytes of exactly its size. Raises ``BTFError`` naming the
+    member or element that does not fit.
+    """
+    size = spec.sizeof(type_id)
+    buf = bytearray(size)
+    _Encoder(spec, buf).put(type_id, 0, value, "value", 0)
+    return bytes(buf)
+
+
+class _Encoder:
+    def __init__(self, spec: Spec, buf: bytearray) -> None:
+        self.spec = spec
+        self.buf = buf
+        self.order: Any = "little" if spec.byteorder == "little" else "big"
+        self.prefix = "<" if spec.byteorder == "little" else ">"
+
+    def put(self, tid: int, offset: int, value: Any, where: str, depth: int) -> None:
+        if depth > MAX_NESTING:
+            raise BTFError(f"{where}: type id {tid} nested too deeply (a reference loop?)")
+        t = self.spec.type_by_id(tid)
+        if isinstance(t, (*MODIFIERS, Var)):
+            return self.put(t.type, offset, value, where, depth + 1)
+        if isinstance(value, bytes | bytearray | memoryview) and not isinstance(t, Array):
+            return self._raw(tid, offset, bytes(value), where)
+        if isinstance(t, Int):
+            return self._int(t.size, offset, value, t.encoding & IntEncoding.SIGNED, where)
+        if isinstance(t, (Enum, Enum64)):
+            if isinstance(value, str):
+                match = [v.value for v in t.values if v.name == value]
+                if not match:
+                    raise BTFError(f"{where}: {value!r} is not an enumerator of "
+                                   f"{t.name or 'the enum'}")
+                value = match[0]
+            return self._int(t.size, offset, value, t.signed or value < 0, where)
+        if isinstance(t, Float):
+            fmt = _FLOAT.get(t.size)
+            if fmt is None or not isinstance(value, int | float):
+                raise BTFError(f"{where}: expected a number for a {t.size}-byte float")
+            struct.pack_into(self.prefix + fmt, self.buf, offset, value)
+            return None
+        if isinstance(t, Ptr):
+            return self._int(8, offset, value, False, where)
+        if isinstance(t, Array):
+            return self._array(t, offset, value, where, depth)
+        if isinstance(t, (Struct, Union)):
+            return self._composite(t, offset, value, where, depth)
+        return self._raw(tid, offset, value, where)
+
+    def _raw(self, tid: int, offset: int, value: Any, where: str) -> None:
+        size = self.spec.sizeof(tid)
+        if not isinstance(value, bytes | bytearray | memoryview) or len(value) != size:
+            raise BTFError(f"{where}: expected {size} bytes")
+        self.buf[offset:offset + size] = value
+
+    def _int(self, size: int, offset: int, value: Any, signed: Any, where: str) -> None:
+        if isinstance(value, bool):
+            value = int(value)
+        if not isinstance(value, int):
+            raise BTFError(f"{where}: expected an int, got {type(value).__name__}")
+        try:
+            self.buf[offset:offset + size] = value.to_bytes(size, self.order,
+                                                            signed=bool(signed) or value < 0)
+        except OverflowError:
+            raise BTFError(f"{where}: {value} does not fit in {size} bytes") from None
+
+    def _array(self, t: Array, offset: int, value: Any, where: str, depth: int) -> None:
+        esize = self.spec.sizeof(t.elem)
+        if isinstance(value, str):
+            value = value.encode()
+            if len(value) >= t.nelems * esize:
+                raise BTFError(f"{where}: string of {len(value)} bytes does not fit "
+                               f"char[{t.nelems}] with its NUL")
+        if isinstance(value, bytes | bytearray | memoryview):
+            if len(value) > t.nelems * esize:
+                raise BTFError(f"{where}: {len(value)} bytes do not fit {t.nelems * esize}")
+            self.buf[offset:offset + len(value)] = value
+            return
+        if not isinstance(value, list | tuple):
+            raise BTFError(f"{where}: expected a list of up to {t.nelems} elements")
+        if len(value) > t.nelems:
+            raise BTFError(f"{where}: {len(value)} elements, the array holds {t.nelems}")
+        for i, v in enumerate(value):
+            self.put(t.elem, offset + i * esize, v, f"{where}[{i}]", depth + 1)
+
+    def _composite(self, t: Struct | Union, offset: int, value: Any, where: str,
+                   depth: int) -> None:
+        if not isinstance(value, dict):
+            raise BTFError(f"{where}: expected a dict of {t.kind.name.lower()} members")
+        left = dict(value)
+        self._members(t, offset, left, where, depth)
+        if left:
+            raise BTFError(f"{where}: {t.name or 'the struct'} has no member "
+                           f"{sorted(left)[0]!r}")
+
+    def _members(self, t: Struct | Union, offset: int, left: dict[str, Any], where: str,
+                 depth: int) -> None:
+        for m in t.members:
+            if not m.name:
+                inner = self.spec.resolve(m.type)
+                if isinstance(inner, (Struct, Union)):  # anonymous: its fields are ours
+                    self._members(inner, offset + m.bit_offset // 8, left, where, depth + 1)
+                continue
+            if m.name not in left:
+                continue
+            v = left.pop(m.name)
+            path = f"{where}.{m.name}"
+            if m.bitfield_size:
+                self._bitfield(m, offset, v, path)
+            else:
+                self.put(m.type, offset + m.bit_offset // 8, v, path, depth + 1)
+
+    def _bitfield(self, m: Member, offset: int, value: Any, where: str) -> None:
+        base = self.spec.resolve(m.type)
+        if isinstance(value, str) and isinstance(base, (Enum, Enum64)):
+            match = [v.value for v in base.values if v.name == value]
+            if not match:
+                raise BTFError(f"{where}: {value!r} is not an enumerator")
+            value = match[0]
+        if isinstance(value, bool):
+            value = int(value)
+        if not isinstance(value, int):
+            raise BTFError(f"{where}: expected an int for a {m.bitfield_size}-bit field")
+        bits = m.bitfield_size
+        if not -(1 << (bits - 1)) <= value < 1 << bits:
+            raise BTFError(f"{where}: {value} does not fit in {bits} bits")
+        value &= (1 << bits) - 1
+        first, last = m.bit_offset // 8, (m.bit_offset + bits + 7) // 8
+        at = offset + first
+        chunk = int.from_bytes(self.buf[at:offset + last], self.order)
+        nbits = (last - first) * 8
+        shift = m.bit_offset - first * 8 if self.order == "little" else \
+            nbits - (m.bit_offset - first * 8) - bits
+        chunk = (chunk & ~(((1 << bits) - 1) << shift)) | (value << shift)
+        self.buf[at:offset + last] = chunk.to_bytes(last - first, self.order)
+
+
+class BTFValue:
+    """A BTF type as a map key or value type: decodes to plain Python values (see
+    :func:`decode`) and encodes them back (:func:`encode`)."""
+
+    def __init__(self, spec: Spec, type_id: int) -> None:
+        self.spec = spec
+        self.type_id = type_id
+        self.size = spec.sizeof(type_id)
+
+    def encode(self, obj: Any) -> bytes:
+        return encode(self.spec, self.type_id, obj)
+
+    def decode(self, data: bytes) -> Any:
+        return decode(self.spec, self.type_id, data)
+
+    def __repr__(self) -> str:
+        t = self.spec.type_by_id(self.type_id)
+        return f"<BTFValue {t.kind.name.lower()} {t.name or '(anon)'} size={self.size}>"

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import errno
 
+from typing import Any
+
 from .. import btf as B
+from ..btf.values import BTFValue
 from .._spec import MapSpec, check_template
 from ..errors import InvalidArgumentError, NotSupportedError
 from ..types import MapFlags, MapType
@@ -164,9 +167,9 @@ def to_spec(spec: B.Spec, d: _Def) -> MapSpec:
 _INT_FORMATS = {1: "b", 2: "h", 4: "i", 8: "q"}
 
 
-def python_type(spec: B.Spec, tid: int) -> str | None:
-    """A struct format for integer (and enum) types, so their elements decode to ints;
-    None for everything else (which decodes to bytes)."""
+def python_type(spec: B.Spec, tid: int) -> Any:
+    """How elements of BTF type ``tid`` decode: a struct format for integers (and enums),
+    so they decode to ints; a BTFValue for structs, unions and arrays (dicts and lists)."""
     t = spec.resolve(tid)
     if isinstance(t, B.Int) and t.size in _INT_FORMATS and not t.bits % 8 and not t.offset:
         fmt = _INT_FORMATS[t.size]
@@ -174,6 +177,8 @@ def python_type(spec: B.Spec, tid: int) -> str | None:
     if isinstance(t, B.Enum | B.Enum64) and t.size in _INT_FORMATS:
         fmt = _INT_FORMATS[t.size]
         return "=" + (fmt if t.signed else fmt.upper())
+    if isinstance(t, B.Struct | B.Union | B.Array):
+        return BTFValue(spec, tid)
     return None
 
 
@@ -233,7 +238,8 @@ def _read_slots(obj: ElfObject, maps_sec: Section, out: dict[str, MapSpec],
         if rel.symbol.section != maps_sec.index or target not in out:
             raise _fail(owner, f"slot [{slot}] points to {target!r}, which is not a map in "
                         ".maps")
-        if ms.type == MapType.HASH_OF_MAPS and d.key is not None and ms.key_type is None:
+        if ms.type == MapType.HASH_OF_MAPS and d.key is not None and \
+                not isinstance(ms.key_type, str):
             raise _fail(owner, f"slot [{slot}] is initialised in C, but the key type is not "
                         "an integer: the slot index would be the key",
                         hint="use an integer key (__u32, __u64) for declared slots")
