@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 from . import _sys
 from ._introspect import check_kind, fdinfo
-from ._object import KernelObject, iter_ids
+from ._object import KernelObject, iter_ids, open_pinned
 from ._spec import ACCESS_FLAGS, MapSpec, Template
 from ._sys import ops
 from ._sys.syscall import ElemIO, close_fd, last_errno
@@ -222,16 +222,7 @@ class Map(KernelObject):
     def from_pin(cls, path: str | os.PathLike[str]) -> Map:
         """Open the map pinned at ``path`` in a bpffs (BPF_OBJ_GET)."""
         p = os.fspath(path)
-        try:
-            fd = ops.obj_get(p)
-        except BPFError as exc:
-            raise error_for(exc.errno, f"open pinned map {p!r}: {exc.strerror}") from None
-        try:
-            check_kind(fd, "map", f"open pinned map {p!r}")
-        except BPFError:
-            close_fd(fd)
-            raise
-        m = cls._adopt(fd)
+        m = cls._adopt(open_pinned(p, "map"))
         m._pin_path = p  # so unpin() knows where
         return m
 

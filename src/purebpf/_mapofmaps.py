@@ -24,7 +24,7 @@ from ._spec import MapSpec, Template, check_template
 from ._sys import ops
 from ._sys.syscall import ElemIO, last_errno
 from .codec import Codec
-from .errors import (BPFError, ClosedError, InnerMapMismatchError, InvalidArgumentError,
+from .errors import (BPFError, ClosedError, InvalidArgumentError,
                      KeyNotFoundError, errno_name, error_for)
 from .types import MapType, UpdateFlags, flag_names
 

@@ -9,6 +9,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ._introspect import check_kind
 from ._sys import ops
 from ._sys.syscall import close_fd
 from .errors import BPFError, ClosedError, InvalidArgumentError, error_for
@@ -26,6 +27,28 @@ def iter_ids(next_id: Callable[[int], int | None]) -> Iterator[int]:
     while (nxt := next_id(cur)) is not None:
         yield nxt
         cur = nxt
+
+
+def open_pinned(path: str, kind: str) -> int:
+    """BPF_OBJ_GET on ``path``, checked to be a ``kind`` ("map", "program"); a new fd.
+
+    The hints name the usual causes: no such pin, a path outside a bpffs, dots in names."""
+    what = f"open pinned {kind} {path!r}"
+    try:
+        fd = ops.obj_get(path)
+    except BPFError as exc:
+        hint = ""
+        if exc.errno == errno.EPERM and "." in os.path.basename(path):
+            hint = "bpffs refuses '.' in names, so nothing can be pinned there"
+        elif exc.errno in (errno.EPERM, errno.EACCES, errno.EINVAL):
+            hint = f"is {os.path.dirname(path) or '.'} in a mounted bpffs?"
+        raise error_for(exc.errno, f"{what}: {exc.strerror}", hint=hint) from None
+    try:
+        check_kind(fd, kind, what)
+    except BPFError:
+        close_fd(fd)
+        raise
+    return fd
 
 
 class KernelObject:

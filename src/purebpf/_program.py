@@ -9,10 +9,10 @@ import struct
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from ._introspect import check_kind, fdinfo
+from ._introspect import fdinfo
 from ._map import Map
 from .asm.opcodes import LD_IMM64, Pseudo
-from ._object import KernelObject, iter_ids
+from ._object import KernelObject, iter_ids, open_pinned
 from ._spec import ProgramSpec
 from ._sys import ops, progs
 from .errors import (BPFError, InvalidArgumentError, NotSupportedError, VerifierError,
@@ -161,17 +161,7 @@ class Program(KernelObject):
     @classmethod
     def from_pin(cls, path: str | os.PathLike[str]) -> Program:
         """Open the program pinned at ``path``."""
-        p = os.fspath(path)
-        try:
-            fd = ops.obj_get(p)
-        except BPFError as exc:
-            raise error_for(exc.errno, f"open pinned program {p!r}: {exc.strerror}") from None
-        try:
-            check_kind(fd, "program", f"open pinned program {p!r}")
-        except BPFError:
-            os.close(fd)
-            raise
-        return cls._adopt(fd)
+        return cls._adopt(open_pinned(os.fspath(path), "program"))
 
     @classmethod
     def from_fd(cls, fd: int) -> Program:

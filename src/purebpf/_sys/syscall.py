@@ -21,7 +21,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import BPFError, NotSupportedError, error_for
+from ..errors import NotSupportedError, error_for
 from . import constants as C
 from .attrs import MapElemAttr
 

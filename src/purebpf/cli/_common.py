@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from purebpf import BPFError, Map, MapFlags, MapType, Program, ProgramType
+from purebpf import BPFError, Map, MapType, Program, ProgramType
 
 
 class CLIError(Exception):

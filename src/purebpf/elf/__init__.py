@@ -6,7 +6,6 @@ import errno
 import os
 import struct
 import sys
-from typing import Any
 
 from .. import btf as B
 from .._spec import CollectionSpec, MapSpec, VariableSpec
