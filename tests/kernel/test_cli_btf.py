@@ -19,7 +19,7 @@ from purebpf.btf.raw import dump_raw, raw_types
 from purebpf.btf.values import decode
 from purebpf.elf import read_elf
 
-from cli_helpers import BPFTOOL, fails, ok, run
+from cli_helpers import BPFTOOL, fails, ok
 
 DATA = pathlib.Path(__file__).resolve().parents[1] / "testdata"
 VMLINUX = "/sys/kernel/btf/vmlinux"

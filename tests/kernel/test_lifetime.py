@@ -13,7 +13,7 @@ from collections.abc import Callable
 import pytest
 
 from purebpf import (BPFError, BPFPermissionError, ClosedError, InnerMapMismatchError,
-                     InvalidArgumentError, KeyExistsError, Map, MapFlags, MapOfMaps, MapSpec,
+                     InvalidArgumentError, Map, MapFlags, MapOfMaps, MapSpec,
                      MapType, MmapArray)
 from purebpf._mapofmaps import _opened
 
