@@ -116,6 +116,17 @@ class MapOfMaps(Map):
         self._wio.invalidate()
         super()._release()
 
+    @classmethod
+    def create(cls, spec: MapSpec, *, inner_map: Map | None = None) -> MapOfMaps:
+        """:meth:`Map.create` for an outer map, typed as one (for type checkers).
+
+        Raises InvalidArgumentError for a spec that is not ARRAY_OF_MAPS or HASH_OF_MAPS."""
+        if not spec.type.is_map_in_map:
+            raise InvalidArgumentError(errno.EINVAL, f"create {spec.describe()}: MapOfMaps "
+                                       "creates ARRAY_OF_MAPS and HASH_OF_MAPS maps only",
+                                       hint="use Map.create for other types")
+        return create_outer(spec, inner_map)
+
     def clone(self) -> MapOfMaps:
         """Another object for the same outer map, keeping the known template."""
         other = super().clone()

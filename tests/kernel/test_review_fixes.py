@@ -178,3 +178,10 @@ def test_oserror_strerror_is_the_errnos_text() -> None:
         Map.from_id(0x7FFFFFF0)
     assert info.value.strerror == os.strerror(errno.ENOENT)
     assert "no such map" in str(info.value)
+
+
+def test_map_of_maps_create_is_typed_and_refuses_other_types() -> None:
+    with MapOfMaps.create(MapSpec(MapType.ARRAY_OF_MAPS, max_entries=1, inner=INNER)) as o:
+        assert isinstance(o, MapOfMaps)
+    with pytest.raises(InvalidArgumentError, match="ARRAY_OF_MAPS and HASH_OF_MAPS maps only"):
+        MapOfMaps.create(INNER)
