@@ -109,26 +109,34 @@ def _split_ref(ref: str) -> tuple[str, str]:
     return "name", ref
 
 
-def open_map(ref: str) -> Map:
-    """The map named by ``ref``: a kernel id, a pinned path, or a kernel map name."""
+def _open(ref: str, cls: Any, what: str) -> Any:
+    """The object of class ``cls`` named by ``ref``: a kernel id, a pinned path or a name."""
     kind, text = _split_ref(ref)
     if kind == "id":
-        return Map.from_id(parse_int(text, "map id"))
+        return cls.from_id(parse_int(text, f"{what} id"))
     if kind == "pinned":
-        return Map.from_pin(text)
-    m: Map = _by_name("map", text, Map.ids, Map.from_id)
+        return cls.from_pin(text)
+    return _by_name(what, text, cls.ids, cls.from_id)
+
+
+def open_map(ref: str) -> Map:
+    """The map named by ``ref``: a kernel id, a pinned path, or a kernel map name."""
+    m: Map = _open(ref, Map, "map")
     return m
 
 
 def open_program(ref: str) -> Program:
     """The program named by ``ref``: a kernel id, a pinned path, or a program name."""
-    kind, text = _split_ref(ref)
-    if kind == "id":
-        return Program.from_id(parse_int(text, "program id"))
-    if kind == "pinned":
-        return Program.from_pin(text)
-    p: Program = _by_name("program", text, Program.ids, Program.from_id)
+    p: Program = _open(ref, Program, "program")
     return p
+
+
+def emit(args: argparse.Namespace, d: Any, lines: Callable[[Any], list[str]]) -> None:
+    """``d`` as JSON with --json, else as the text lines ``lines(d)`` makes."""
+    if wants_json(args):
+        emit_json(args, d)
+    else:
+        print("\n".join(lines(d)))
 
 
 def _by_name(what: str, name: str, ids: Callable[[], Iterator[int]],
@@ -171,6 +179,6 @@ def btf_spec_of(m: Map) -> Any:
         return None
 
 
-__all__ = ["CLIError", "as_bytes", "btf_spec_of", "emit_json", "hex_list",
+__all__ = ["CLIError", "as_bytes", "btf_spec_of", "emit", "emit_json", "hex_list",
            "open_map", "open_program", "parse_data", "parse_int", "show", "type_name",
            "wants_json"]

@@ -10,7 +10,7 @@ from typing import Any
 
 from purebpf import BPFError, Map, MapFlags, MapOfMaps, MapSpec, MapType, UpdateFlags
 
-from ._common import (CLIError, emit_json, open_map, parse_data, parse_int, type_name,
+from ._common import (CLIError, emit, emit_json, open_map, parse_data, parse_int, type_name,
                       wants_json)
 from ._mapview import (Decoder, elements, record_line, sorted_pairs, summary, summary_lines,
                        tree_lines, tree_node)
@@ -45,11 +45,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     with open_map(args.map) as m:
-        d = summary(m)
-    if wants_json(args):
-        emit_json(args, d)
-    else:
-        print("\n".join(summary_lines(d)))
+        emit(args, summary(m), summary_lines)
     return 0
 
 

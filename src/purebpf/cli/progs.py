@@ -19,7 +19,7 @@ from purebpf.btf import Datasec, Var
 
 from purebpf.types import flag_names
 
-from ._common import (CLIError, emit_json, open_program, show, type_name,
+from ._common import (CLIError, emit, emit_json, open_program, show, type_name,
                       wants_json)
 
 
@@ -94,11 +94,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     with open_program(args.prog) as p:
-        d = summary(p)
-    if wants_json(args):
-        emit_json(args, d)
-    else:
-        print("\n".join(summary_lines(d)))
+        emit(args, summary(p), summary_lines)
     return 0
 
 
