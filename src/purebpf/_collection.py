@@ -21,15 +21,22 @@ from ._program import Program
 from ._sys import ops
 from ._sys.ops import possible_cpus
 from ._spec import CollectionSpec, MapSpec, Template, VariableSpec
-from .errors import (BPFError, BPFPermissionError, InnerMapMismatchError,
-                     InvalidArgumentError, MapMismatchError)
+from .errors import (BPFError, BPFPermissionError, ClosedError, InnerMapMismatchError,
+                     InvalidArgumentError, MapMismatchError, NotSupportedError)
 from .types import MapFlags, MapType
 
 DEFAULT_PIN_ROOT = "/sys/fs/bpf"
 
 
 class Variable:
-    """A global variable of a loaded object, read and written in its data map."""
+    """A global variable of a loaded object: ``size`` bytes at ``offset`` in its data map.
+
+    Reads and writes touch only the variable's own bytes, through the data map's shared
+    mmap (the loader creates data maps with BPF_F_MMAPABLE, 5.5+): a program updating
+    another variable of the same section at the same time loses nothing. Without the mmap
+    the only write is the whole section, which would undo such updates, so :meth:`set`
+    refuses; reads then take the whole value and slice it.
+    """
 
     def __init__(self, spec: VariableSpec, data_map: Map, btf: Any = None) -> None:
         self.spec = spec
@@ -40,11 +47,20 @@ class Variable:
         self.readonly = spec.readonly
         self._map = data_map
 
+    def _mapping(self) -> Any:
+        """The data map's mmap, None when it has none; raises ClosedError once closed."""
+        self._map.fd  # noqa: B018 - raises ClosedError once closed
+        # MmapArray's mapping of its values; element 0 (the section) starts at offset 0.
+        return getattr(self._map, "_mm", None)
+
     @property
     def raw(self) -> bytes:
         """The variable's bytes as the program sees them now."""
-        value: bytes = self._map[0]
-        return value[self.offset:self.offset + self.size]
+        mm = self._mapping()
+        if mm is not None:
+            return bytes(mm[self.offset:self.offset + self.size])
+        whole = bytes(self._map[0])
+        return whole[self.offset:self.offset + self.size]
 
     def get(self) -> int:
         """The value as an unsigned int."""
@@ -52,8 +68,9 @@ class Variable:
 
     @property
     def value(self) -> Any:
-        """The value decoded by its BTF type: an int, a str for a char array holding a
-        string, a dict for a struct, a list for an array (bytes without BTF)."""
+        """The value decoded by its BTF type: an int (signed for signed types), a str for a
+        char array holding a string, a dict for a struct, a list for an array (the bytes
+        without BTF). :meth:`set` takes the same back."""
         raw = self.raw
         if self._btf is None or not self.spec.type_id:
             return raw
@@ -61,23 +78,64 @@ class Variable:
 
         return decode(self._btf, self.spec.type_id, raw)
 
-    def set(self, value: int | bytes) -> None:
-        """Write the variable (not for ``.rodata`` constants, which are frozen at load)."""
+    def set(self, value: Any) -> None:
+        """Write the variable, and only its bytes: what :attr:`value` returns (an int, a str
+        for a char array, a dict for a struct, a list for an array) or bytes of its size.
+
+        Raises BPFPermissionError (EPERM) for a ``.rodata`` constant (frozen at load) or a
+        frozen data map; InvalidArgumentError (EINVAL) for a value its type cannot hold,
+        writing nothing; NotSupportedError when the data map is not BPF_F_MMAPABLE (before
+        5.5, or a pinned map reused as it is); ClosedError once the collection is closed.
+        """
+        what = f"set variable {self.name!r}"
         if self.readonly:
-            raise BPFPermissionError(errno.EPERM, f"variable {self.name!r} is in .rodata, "
-                                     "frozen at load", hint="set it in the CollectionSpec "
-                                     "before loading")
-        if isinstance(value, int):
-            value = value.to_bytes(self.size, sys.byteorder, signed=value < 0)
-        if len(value) != self.size:
-            raise InvalidArgumentError(errno.EINVAL, f"variable {self.name!r} is {self.size} "
-                                       f"bytes, got {len(value)}")
-        whole = bytearray(self._map[0])
-        whole[self.offset:self.offset + self.size] = value
-        self._map[0] = bytes(whole)
+            raise BPFPermissionError(errno.EPERM, f"{what}: it is in .rodata, frozen at load",
+                                     hint="set it in the CollectionSpec before loading")
+        mm = self._mapping()
+        if mm is None:
+            raise NotSupportedError(
+                errno.EOPNOTSUPP, f"{what}: its data map {self._map._desc} is not "
+                "BPF_F_MMAPABLE, and writing the whole section would undo the program's "
+                "writes to the other variables in it", feature="BPF_F_MMAPABLE",
+                hint="set it in the CollectionSpec before loading, or write the map's "
+                     "element 0 whole if no program writes that section")
+        if not getattr(self._map, "_writable", False):
+            raise BPFPermissionError(errno.EPERM, f"{what}: its data map "
+                                     f"{self._map._desc} is frozen")
+        data = self._encode(value, what)
+        mm[self.offset:self.offset + self.size] = data
+
+    def _encode(self, value: Any, what: str) -> bytes:
+        if isinstance(value, bytes | bytearray | memoryview):
+            data = bytes(value)
+        elif self._btf is not None and self.spec.type_id:
+            from .btf.errors import BTFError
+            from .btf.values import encode
+
+            try:
+                data = encode(self._btf, self.spec.type_id, value)
+            except BTFError as exc:
+                raise InvalidArgumentError(errno.EINVAL, f"{what}: {exc}") from None
+        elif isinstance(value, int):
+            try:
+                data = value.to_bytes(self.size, sys.byteorder, signed=value < 0)
+            except OverflowError:
+                raise InvalidArgumentError(errno.EINVAL, f"{what}: {value} does not fit in "
+                                           f"{self.size} bytes") from None
+        else:
+            raise TypeError(f"{what}: expected an int or {self.size} bytes (the variable has "
+                            f"no BTF type to encode a {type(value).__name__} by)")
+        if len(data) != self.size:
+            raise InvalidArgumentError(errno.EINVAL, f"{what}: it is {self.size} bytes, got "
+                                       f"{len(data)}")
+        return data
 
     def __repr__(self) -> str:
-        return f"<Variable {self.name!r} size={self.size} value={self.get()}>"
+        try:
+            shown = f"value={self.get()}"
+        except ClosedError:
+            shown = "closed"
+        return f"<Variable {self.name!r} size={self.size} {shown}>"
 
 
 class Collection:
