@@ -85,7 +85,7 @@ class Variable:
         Raises BPFPermissionError (EPERM) for a ``.rodata`` constant (frozen at load) or a
         frozen data map; InvalidArgumentError (EINVAL) for a value its type cannot hold,
         writing nothing; NotSupportedError when the data map is not BPF_F_MMAPABLE (before
-        5.5, or a pinned map reused as it is); ClosedError once the collection is closed.
+        5.5); ClosedError once the collection is closed.
         """
         what = f"set variable {self.name!r}"
         if self.readonly:
