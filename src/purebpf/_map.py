@@ -37,6 +37,7 @@ class _Missing:
 
 _MISSING: Any = _Missing()
 _BATCH_CHUNK = 4096
+_BATCH_BYTES = 64 << 20  # the most one lookup_batch syscall's buffers take
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,7 +100,7 @@ class Map(KernelObject):
         """Wrap ``fd`` (ownership passes to the Map). Use the classmethods instead."""
         self.spec = spec
         self._info = info
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()  # the element buffers (see __getitem__)
         self._fd, self._desc = fd, _describe(info)
         self._setup()
         # Only now does the object own fd: if _setup raised, the caller closes it, and a
@@ -298,14 +299,14 @@ class Map(KernelObject):
         self.__dict__["_btf_spec"] = spec
         return spec
 
-    _shared = False  # set on inner maps opened by outer-map lookups (see MapOfMaps)
-
     def close(self) -> None:
         """Close the fd (idempotent). The kernel map lives on while pinned or referenced.
 
-        An inner map returned by an outer-map lookup is shared by every holder in this
-        thread: close() leaves it open, and it closes when the last holder drops it."""
-        if not self._shared:
+        Waits for an element call another thread is in the middle of, so that call never
+        reaches a reused fd number."""
+        if self._fd < 0:
+            return
+        with self._lock:
             super().close()
 
     def _release(self) -> None:
@@ -379,49 +380,70 @@ class Map(KernelObject):
         return getattr(self.type, "name", str(self.type))
 
     # -- elements ---------------------------------------------------------------------------
-    # Single-element reads and writes take no lock: they share this object's key and value
-    # buffers, so one Map object must not be used for them from two threads at once (give
-    # each thread its own with clone()). Outer maps, iteration and batches do lock.
+    # Every call that uses this object's key/value buffers holds self._lock from packing the
+    # key to decoding the value, so one Map object may be shared between threads. The lock
+    # is taken with acquire()/release(): a `with` block costs twice as much here (see
+    # bench/bench_threads.py). Nothing called while it is held takes it again.
     def __getitem__(self, key: Any) -> Any:
+        lock = self._lock
+        lock.acquire()
         try:
-            self._kset(key)
-        except struct.error:
-            self._kpack(self._kbuf, key)
-        if self._lookup() < 0:
-            raise self._elem_error("lookup", key)
-        return self._vget()
+            try:
+                self._kset(key)
+            except struct.error:
+                self._kpack(self._kbuf, key)
+            if self._lookup() < 0:
+                raise self._elem_error("lookup", key)
+            return self._vget()
+        finally:
+            lock.release()
 
     def __setitem__(self, key: Any, value: Any) -> None:
+        lock = self._lock
+        lock.acquire()
         try:
-            self._kset(key)
-        except struct.error:
-            self._kpack(self._kbuf, key)
-        try:
-            self._vset(value)
-        except struct.error:
-            self._vpack(self._vbuf, value)
-        if self._update_any() < 0:
-            raise self._elem_error("update", key)
+            try:
+                self._kset(key)
+            except struct.error:
+                self._kpack(self._kbuf, key)
+            try:
+                self._vset(value)
+            except struct.error:
+                self._vpack(self._vbuf, value)
+            if self._update_any() < 0:
+                raise self._elem_error("update", key)
+        finally:
+            lock.release()
 
     def __delitem__(self, key: Any) -> None:
+        lock = self._lock
+        lock.acquire()
         try:
-            self._kset(key)
-        except struct.error:
-            self._kpack(self._kbuf, key)
-        if self._delete() < 0:
-            raise self._elem_error("delete", key)
+            try:
+                self._kset(key)
+            except struct.error:
+                self._kpack(self._kbuf, key)
+            if self._delete() < 0:
+                raise self._elem_error("delete", key)
+        finally:
+            lock.release()
 
     def __contains__(self, key: Any) -> bool:
+        lock = self._lock
+        lock.acquire()
         try:
-            self._kset(key)
-        except struct.error:
-            self._kpack(self._kbuf, key)
-        if self._lookup() == 0:
-            return True
-        code = last_errno()
-        if code == errno.ENOENT:
-            return False
-        raise self._elem_error("lookup", key, code)
+            try:
+                self._kset(key)
+            except struct.error:
+                self._kpack(self._kbuf, key)
+            if self._lookup() == 0:
+                return True
+            code = last_errno()
+            if code == errno.ENOENT:
+                return False
+            raise self._elem_error("lookup", key, code)
+        finally:
+            lock.release()
 
     def get(self, key: Any, default: Any = None) -> Any:
         """``m[key]``, or ``default`` when the key is absent."""
@@ -436,10 +458,12 @@ class Map(KernelObject):
         Raises KeyExistsError (NOEXIST, key present), KeyNotFoundError (EXIST, key absent),
         MapFullError (no room).
         """
-        self._kpack(self._kbuf, key)
-        self._vpack(self._vbuf, value)
-        if self._io.update(int(flags)) < 0:
-            raise self._elem_error("update", key)
+        flags = _check_u64(flags, f"update {self._desc}: flags")
+        with self._lock:
+            self._kpack(self._kbuf, key)
+            self._vpack(self._vbuf, value)
+            if self._io.update(flags) < 0:
+                raise self._elem_error("update", key)
 
     def pop(self, key: Any = _MISSING, default: Any = _MISSING) -> Any:
         """Remove ``key`` and return its value (BPF_MAP_LOOKUP_AND_DELETE_ELEM where the
@@ -448,22 +472,25 @@ class Map(KernelObject):
         Without a key, on a QUEUE or STACK: remove and return the next value (oldest or
         newest); KeyNotFoundError when empty."""
         if key is _MISSING:
-            if self.key_size:
-                raise TypeError(f"pop {self._desc}: a key is needed (only QUEUE and STACK "
-                                "maps pop without one)")
-            if self._io.lookup_and_delete() < 0:
-                raise self._elem_error("pop", None)
-            return self._vget()
-        self._kpack(self._kbuf, key)
-        if self._io.lookup_and_delete() == 0:
-            return self._vget()
-        code = last_errno()
-        if code == errno.ENOENT:
-            if default is _MISSING:
+            self._require_keyless("pop", "a key is needed (only QUEUE and STACK maps pop "
+                                         "without one)")
+            with self._lock:
+                if self._io.lookup_and_delete() < 0:
+                    raise self._elem_error("pop", None)
+                return self._vget()
+        with self._lock:
+            self._kpack(self._kbuf, key)
+            if self._io.lookup_and_delete() == 0:
+                return self._vget()
+            code = last_errno()
+            if code == errno.ENOENT:
+                if default is _MISSING:
+                    raise self._elem_error("pop", key, code)
+                return default
+            if code not in (ENOTSUPP, errno.EOPNOTSUPP, errno.EINVAL):
                 raise self._elem_error("pop", key, code)
-            return default
-        if code not in (ENOTSUPP, errno.EOPNOTSUPP, errno.EINVAL):
-            raise self._elem_error("pop", key, code)
+        # No lookup-and-delete for this type: a lookup, then a delete (not atomic against
+        # programs or other processes; each step holds the lock on its own).
         try:
             value = self[key]
             del self[key]
@@ -474,22 +501,39 @@ class Map(KernelObject):
         return value
 
     # -- QUEUE, STACK (and BLOOM_FILTER): maps of values without keys ------------------------
+    def _require_keyless(self, op: str, why: str = "") -> None:
+        """Refuse ``op`` (push, peek, keyless pop) on maps that have keys: the kernel would
+        take whatever key was last packed into this object's buffer."""
+        if self.key_size:
+            raise TypeError(f"{op} {self._desc}: " + (why or f"{op}() is for QUEUE, STACK "
+                            "and BLOOM_FILTER maps, which have no keys; this map has "
+                            f"{self.key_size}-byte keys (use m[key] = value)"))
+
     def push(self, value: Any, flags: UpdateFlags | int = UpdateFlags.ANY) -> None:
         """Add ``value`` to a QUEUE, STACK or BLOOM_FILTER map (BPF_MAP_UPDATE_ELEM, no key).
 
         A full QUEUE/STACK raises MapFullError, unless ``flags`` is BPF_EXIST, which makes
-        room by dropping the oldest value."""
-        self._vpack(self._vbuf, value)
-        if self._io.update(int(flags)) < 0:
-            raise self._elem_error("push", None)
+        room by dropping the oldest value. Raises TypeError on a map with keys."""
+        self._require_keyless("push")
+        flags = _check_u64(flags, f"push {self._desc}: flags")
+        with self._lock:
+            self._vpack(self._vbuf, value)
+            if self._io.update(flags) < 0:
+                raise self._elem_error("push", None)
 
     def peek(self) -> Any:
         """The next value of a QUEUE (oldest) or STACK (newest), left in place.
 
-        Raises KeyNotFoundError when the map is empty."""
-        if self._lookup() < 0:
-            raise self._elem_error("peek", None)
-        return self._vget()
+        Raises KeyNotFoundError when the map is empty, TypeError on a map with keys (and on
+        a BLOOM_FILTER, which has nothing to peek at: test membership with ``value in m``)."""
+        self._require_keyless("peek")
+        if self.type == MapType.BLOOM_FILTER:
+            raise TypeError(f"peek {self._desc}: a BLOOM_FILTER only answers membership; "
+                            "use 'value in m'")
+        with self._lock:
+            if self._lookup() < 0:
+                raise self._elem_error("peek", None)
+            return self._vget()
 
     def _raw_keys(self) -> Iterator[bytes]:
         """Keys as bytes via BPF_MAP_GET_NEXT_KEY.
@@ -657,18 +701,19 @@ class Map(KernelObject):
         """Remove and return all ``(key, value)`` pairs (BPF_MAP_LOOKUP_AND_DELETE_BATCH)."""
         return self._walk_batch(_sys.constants.Cmd.BPF_MAP_LOOKUP_AND_DELETE_BATCH, chunk)
 
-    def _unpack_batch_value(self, buf: Any, offset: int) -> Any:
-        return self._vunpack(buf, offset)
-
     def _pack_values_all(self, buf: Any, values: list[Any]) -> bool:
         return isinstance(self._value, Codec) and _pack_all(self._value, buf, values)
 
-    def _unpack_values_all(self, buf: Any, n: int) -> list[Any] | None:
-        return _unpack_all(self._value, buf, n) if isinstance(self._value, Codec) else None
-
     def _walk_batch(self, cmd: int, chunk: int) -> list[tuple[Any, Any]]:
+        if isinstance(chunk, bool) or not isinstance(chunk, int):
+            raise TypeError(f"batch on {self._desc}: chunk must be an int, got "
+                            f"{type(chunk).__name__}")
         if chunk < 1:
             raise InvalidArgumentError(errno.EINVAL, f"batch on {self._desc}: chunk must be >= 1")
+        # chunk sizes one syscall's buffers: more than the map holds, or than _BATCH_BYTES
+        # of keys and values, buys nothing (and 2**40 would not fit the u32 count).
+        per = self.key_size + self._value.size
+        chunk = min(chunk, max(self.max_entries, 1), max(_BATCH_BYTES // max(per, 1), 1))
         deleting = cmd == _sys.constants.Cmd.BPF_MAP_LOOKUP_AND_DELETE_BATCH
         ks, vs = self.key_size, self._value.size
         kunpack = self._key.unpack
@@ -686,13 +731,14 @@ class Map(KernelObject):
             n = b.count
             if n:
                 keys = _unpack_all(self._key, b.keys, n)
-                values = self._unpack_values_all(b.values, n)
+                values = _unpack_all(self._value, b.values, n) \
+                    if isinstance(self._value, Codec) else None
                 if keys is not None and values is not None:
                     out.extend(zip(keys, values))
                 else:
                     for i in range(n):
                         out.append((kunpack(b.keys, i * ks),
-                                    self._unpack_batch_value(b.values, i * vs)))
+                                    self._vunpack(b.values, i * vs)))
             if ret == -errno.ENOENT:
                 return out
             if ret == -errno.ENOSPC and n == 0:
@@ -764,6 +810,15 @@ def _unpack_all(codec: Codec, buf: Any, n: int) -> list[Any] | None:
         data = raw.tobytes()
         return [data[i:i + size] for i in range(0, n * size, size)]
     return None
+
+
+def _check_u64(flags: Any, what: str) -> int:
+    """``flags`` as an int that fits the kernel's u64 flags field (ctypes would truncate)."""
+    if isinstance(flags, bool) or not isinstance(flags, int):
+        raise TypeError(f"{what} must be an int (UpdateFlags), got {type(flags).__name__}")
+    if not 0 <= flags < 1 << 64:
+        raise InvalidArgumentError(errno.EINVAL, f"{what} {flags:#x} out of range")
+    return int(flags)
 
 
 def _describe(info: MapInfo) -> str:
@@ -910,3 +965,44 @@ class MmapArray(Map):
     def _release(self) -> None:
         self._unmap()
         super()._release()
+
+
+class KeylessMap(Map):
+    """QUEUE, STACK and BLOOM_FILTER maps: values without keys (``push``, ``pop``, ``peek``;
+    a BLOOM_FILTER answers ``value in m``). Indexing by key is a TypeError."""
+
+    def _no_keys(self, op: str) -> TypeError:
+        return TypeError(f"{op} {self._desc}: a {self._tname} map has no keys; use push(), "
+                         "pop() and peek()" + (" or 'value in m'"
+                                               if self.type == MapType.BLOOM_FILTER else ""))
+
+    def __getitem__(self, key: Any) -> Any:
+        raise self._no_keys("lookup")
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        raise self._no_keys("update")
+
+    def __delitem__(self, key: Any) -> None:
+        raise self._no_keys("delete")
+
+    def update(self, key: Any, value: Any, flags: UpdateFlags | int = UpdateFlags.ANY) -> None:
+        raise self._no_keys("update")
+
+    def __contains__(self, value: Any) -> bool:
+        """For a BLOOM_FILTER: whether ``value`` may be in the set (False: surely not)."""
+        if self.type != MapType.BLOOM_FILTER:
+            raise TypeError(f"'in' {self._desc}: a {self._tname} map has no membership test; "
+                            "use peek()")
+        with self._lock:
+            # The kernel reads the probed value from the value buffer (map_peek_elem).
+            self._vpack(self._vbuf, value)
+            if self._lookup() == 0:
+                return True
+            code = last_errno()
+            if code == errno.ENOENT:
+                return False
+            raise self._elem_error("lookup", value, code)
+
+
+for _t in (MapType.QUEUE, MapType.STACK, MapType.BLOOM_FILTER):
+    Map._by_type[_t] = KeylessMap

@@ -15,8 +15,7 @@ import contextlib
 import errno
 import sys
 import threading
-import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from ._map import _MISSING, Map, _describe
@@ -28,32 +27,11 @@ from .errors import (BPFError, ClosedError, InvalidArgumentError,
                      KeyNotFoundError, errno_name, error_for)
 from .types import MapType, UpdateFlags, flag_names
 
-# Inner maps opened by lookups, by (thread, kernel id). Weak: a looked-up inner map lives as
-# long as the caller holds it, so repeated lookups share one fd and a dropped one closes its
-# fd at once. Per thread, because a Map object's element calls belong to one thread.
-_opened: weakref.WeakValueDictionary[tuple[int, int], Map] = weakref.WeakValueDictionary()
-
-
-def open_inner(map_id: int, like: MapSpec | None = None) -> Map:
-    """The inner map with ``map_id``: this thread's cached open Map, or a newly opened one.
-
-    A newly opened map takes its key/value types from ``like`` (the outer map's template
-    spec) when the sizes agree, so its elements decode as the template's do. Raises
-    KeyNotFoundError if the map went away since its id was read.
-    """
-    key = (threading.get_ident(), map_id)
-    m = _opened.get(key)
-    if m is not None and not m.closed:
-        return m
-    fd = ops.map_fd_by_id_errno(map_id)
-    if fd < 0:
-        raise error_for(-fd, f"open inner map id {map_id}: " + (
-            "it was removed meanwhile" if fd == -errno.ENOENT else errno_name(-fd)),
-            element=True)
-    m = Map._adopt(fd, quiet=True, like=like)
-    m._shared = True
-    _opened[key] = m
-    return m
+# How often a lookup re-reads a slot whose inner map went away before it could be opened
+# (replaced, and freed, in between) before giving up: each retry means another writer
+# replaced the slot within microseconds, so this bound is reached only by a writer that
+# never stops.
+_OPEN_RETRIES = 1000
 
 
 def create_outer(spec: MapSpec, inner_map: Map | None, *, btf_fd: int = 0) -> MapOfMaps:
@@ -93,9 +71,10 @@ def create_outer(spec: MapSpec, inner_map: Map | None, *, btf_fd: int = 0) -> Ma
 class MapOfMaps(Map):
     """An ARRAY_OF_MAPS or HASH_OF_MAPS map: values are live :class:`Map` objects.
 
-    ``outer[k] = inner`` stores a map (its fd goes to the kernel); ``outer[k]`` returns a live
-    Map for the inner map (the kernel returns its id; purebpf opens it, and repeated lookups
-    of one inner map share one fd); ``outer.inner_id(k)`` gives the id alone.
+    ``outer[k] = inner`` stores a map (its fd goes to the kernel); ``outer[k]`` returns a new
+    live Map for the inner map (the kernel returns its id; purebpf opens it) that the caller
+    owns: close it, or use ``with outer[k] as m:``. ``outer.inner_id(k)`` gives the id alone,
+    opening nothing.
     """
 
     _gil = False  # writes wait for an RCU grace period: let other threads run
@@ -132,6 +111,7 @@ class MapOfMaps(Map):
         other = super().clone()
         assert isinstance(other, MapOfMaps)
         other._template, other._inner_spec = self._template, self._inner_spec
+        other._template_btf_id = self._template_btf_id
         return other
 
     # -- the template -----------------------------------------------------------------------
@@ -157,9 +137,10 @@ class MapOfMaps(Map):
         for raw in self._raw_keys():
             try:
                 inner = self._open_raw(raw)
-            except (KeyNotFoundError, BPFError):
+            except BPFError:
                 continue
-            info = inner._info
+            with inner:
+                info = inner._info
             self._template = info.template
             self._inner_spec = info.to_spec().replace(
                 name="", btf_key_type_id=info.btf_key_type_id,
@@ -207,7 +188,9 @@ class MapOfMaps(Map):
 
     # -- elements ---------------------------------------------------------------------------
     def __getitem__(self, key: Any) -> Map:
-        return open_inner(self.inner_id(key), self._inner_spec)
+        """The inner map at ``key``, opened as a new Map that the caller owns (close it, or
+        ``with outer[key] as m:``). KeyNotFoundError when the slot is empty."""
+        return self._open_slot(lambda: self.inner_id(key), key)
 
     def inner_id(self, key: Any) -> int:
         """The id of the inner map at ``key`` (no fd is opened)."""
@@ -217,8 +200,25 @@ class MapOfMaps(Map):
                 raise self._elem_error("lookup", key)
             return int(self._vunpack(self._vbuf))
 
+    def _open_slot(self, read_id: Callable[[], int], key: Any) -> Map:
+        """Open the inner map a slot holds. ``read_id`` reads the slot's id (raising
+        KeyNotFoundError when it is empty). Between reading an id and opening it, a writer
+        may replace the slot and the old map may be freed: then the slot is read again, until
+        the id read is one that opens or the slot is really empty."""
+        for _ in range(_OPEN_RETRIES):
+            map_id = read_id()
+            fd = ops.map_fd_by_id_errno(map_id)
+            if fd >= 0:
+                return Map._adopt(fd, quiet=True, like=self._inner_spec)
+            if fd != -errno.ENOENT:
+                raise error_for(-fd, f"open the inner map at key {key!r} of {self._desc} "
+                                f"(id {map_id}): {errno_name(-fd)}")
+        raise BPFError(errno.EAGAIN, f"lookup {self._desc}: the inner map at key {key!r} was "
+                       f"replaced {_OPEN_RETRIES} times before it could be opened",
+                       hint="another writer replaces this slot without pause")
+
     def _open_raw(self, raw: bytes) -> Map:
-        return open_inner(self._lookup_raw(raw), self._inner_spec)
+        return self._open_slot(lambda: int(self._lookup_raw(raw)), raw)
 
     def __setitem__(self, key: Any, inner: Map) -> None:
         self.update(key, inner)
@@ -314,7 +314,8 @@ class MapOfMaps(Map):
                 except KeyNotFoundError:
                     pass
                 else:
-                    items = list(current.items())
+                    with current:
+                        items = list(current.items())
                     if items:
                         new.update_batch([k for k, _ in items], [v for _, v in items])
             yield new
@@ -343,17 +344,25 @@ class MapOfMaps(Map):
         for raw in super()._raw_keys():
             with self._lock:
                 self._kbuf[:4] = raw
-                if self._io.lookup() == 0:
-                    yield raw
+                filled = self._io.lookup() == 0
+            if filled:  # yield with the lock released: the caller may look up meanwhile
+                yield raw
 
     def items(self) -> Iterator[tuple[Any, Map]]:
-        """``(key, inner Map)`` for each filled slot."""
+        """``(key, inner Map)`` for each filled slot; each Map is the caller's to close (one
+        closes when dropped, too)."""
         unpack = self._key.unpack
         for raw in self._raw_keys():
             try:
-                yield unpack(raw), self._open_raw(raw)
+                inner = self._open_raw(raw)
             except KeyNotFoundError:
-                continue
+                continue  # the slot was emptied during the walk
+            yield unpack(raw), inner
+
+    def values(self) -> Iterator[Map]:
+        """The inner maps (each one the caller's to close)."""
+        for _, inner in self.items():
+            yield inner
 
     def inner_ids(self) -> Iterator[tuple[Any, int]]:
         """``(key, inner map id)`` for each filled slot (no fds opened)."""
@@ -389,6 +398,12 @@ class MapOfMaps(Map):
     def _update_one(self, key: Any, value: Any, flags: int) -> None:
         self.update(key, value, flags)
 
+    def lookup_batch(self, chunk: int = 1024) -> list[tuple[Any, Any]]:
+        """``(key, inner Map)`` for every filled slot, read with BPF_MAP_LOOKUP_BATCH; each
+        Map is a new handle that the caller owns. A slot replaced between the batch and the
+        open yields the map it holds now; one emptied meanwhile is left out."""
+        return self._open_ids(super().lookup_batch(chunk))
+
     def lookup_and_delete_batch(self, chunk: int = 1024) -> list[tuple[Any, Any]]:
         """Remove every inner map and return ``(key, Map)`` pairs.
 
@@ -399,30 +414,68 @@ class MapOfMaps(Map):
         without being returned."""
         with self._wlock:
             pairs = self.lookup_batch(chunk)
-            self.delete_batch([k for k, _ in pairs])
+            try:
+                self.delete_batch([k for k, _ in pairs])
+            except BaseException:
+                for _, m in pairs:
+                    m.close()
+                raise
             return pairs
 
-    def _unpack_batch_value(self, buf: Any, offset: int) -> Any:
-        return open_inner(self._vunpack(buf, offset), self._inner_spec)
+    def _open_ids(self, pairs: list[tuple[Any, int]]) -> list[tuple[Any, Map]]:
+        """Open the inner map ids of ``(key, id)`` pairs; on failure close what was opened."""
+        out: list[tuple[Any, Map]] = []
+        with contextlib.ExitStack() as stack:
+            for k, map_id in pairs:
+                fd = ops.map_fd_by_id_errno(map_id)
+                if fd >= 0:
+                    inner = Map._adopt(fd, quiet=True, like=self._inner_spec)
+                elif fd == -errno.ENOENT:
+                    try:
+                        inner = self[k]  # replaced since the batch read it
+                    except KeyNotFoundError:
+                        continue  # emptied since
+                else:
+                    raise error_for(-fd, f"lookup_batch {self._desc}: open inner map id "
+                                    f"{map_id}: {errno_name(-fd)}")
+                stack.callback(inner.close)
+                out.append((k, inner))
+            stack.pop_all()
+        return out
 
     def _pack_values_all(self, buf: Any, values: list[Any]) -> bool:
         return False  # inner maps: their fds, one by one (_pack_value_for_batch)
 
-    def _unpack_values_all(self, buf: Any, n: int) -> list[Any] | None:
-        ids = super()._unpack_values_all(buf, n)
-        return None if ids is None else [open_inner(i, self._inner_spec) for i in ids]
-
     # -- the tree ---------------------------------------------------------------------------
+    def _slots(self) -> Iterator[tuple[Any, bytes]]:
+        """``(key, raw key)`` of each filled slot, sorted by key where keys have an order."""
+        unpack = self._key.unpack
+        entries = [(unpack(raw), raw) for raw in self._raw_keys()]
+        try:
+            entries.sort(key=lambda kv: kv[0])
+        except TypeError:
+            entries.sort(key=lambda kv: kv[1])  # keys without an order: by their bytes
+        return iter(entries)
+
     def to_dict(self, deep: bool = True) -> dict[Any, Any]:
-        """``{key: inner}``; with ``deep``, each inner map as a dict of its elements."""
+        """``{key: inner}``; with ``deep``, each inner map as a dict of its elements (keys
+        that decode to something unhashable, such as a dict for a BTF struct, become
+        their bytes). Without ``deep`` the values are inner Maps the caller owns."""
         out: dict[Any, Any] = {}
-        for k, inner_id in self.inner_ids():
-            try:
-                inner = open_inner(inner_id, self._inner_spec)
-            except KeyNotFoundError:
-                continue  # removed meanwhile
-            out[_hashable(k)] = dict((_hashable(ik), iv) for ik, iv in _elements(inner)) \
-                if deep else inner
+        with contextlib.ExitStack() as stack:
+            for k, raw in self._slots():
+                try:
+                    inner = self._open_raw(raw)
+                except KeyNotFoundError:
+                    continue  # emptied during the walk
+                if deep:
+                    with inner:
+                        out[_hashable(k, raw)] = {_hashable(ik, ir): iv
+                                                  for ik, ir, iv in _elements(inner)}
+                else:
+                    stack.callback(inner.close)
+                    out[_hashable(k, raw)] = inner
+            stack.pop_all()
         return out
 
     def tree(self, values: bool = True, limit: int = 16) -> str:
@@ -433,43 +486,47 @@ class MapOfMaps(Map):
             lines.append(f"  template: {tmpl.type.name} key={tmpl.key_size} "
                          f"value={tmpl.value_size} max_entries={tmpl.max_entries} "
                          f"flags={flag_names(tmpl.map_flags)}")
-        entries = list(self.inner_ids())  # ids only: one inner map is open at a time
-        try:
-            entries.sort(key=lambda kv: kv[0])
-        except TypeError:
-            pass  # keys without an order (bytes of structs are fine; ctypes objects are not)
-        for k, inner_id in entries:
+        for k, raw in self._slots():
             try:
-                inner = open_inner(inner_id, self._inner_spec)
+                inner = self._open_raw(raw)  # one inner map open at a time
             except KeyNotFoundError:
-                continue  # removed meanwhile
-            elements = _elements(inner)
-            count = f" entries={len(elements)}" if inner.key_size else ""
-            lines.append(f"  [{k!r}] -> {_describe(inner._info)} max_entries={inner.max_entries}"
-                         f"{count}")
+                continue  # emptied during the walk
+            with inner:
+                elements = _elements(inner)
+                count = f" entries={len(elements)}" if inner.key_size else ""
+                lines.append(f"  [{k!r}] -> {_describe(inner._info)} "
+                             f"max_entries={inner.max_entries}{count}")
             if values:
-                for ik, iv in elements[:limit]:
+                for ik, _, iv in elements[:limit]:
                     lines.append(f"      {ik!r}: {iv!r}")
                 if len(elements) > limit:
                     lines.append(f"      ... {len(elements) - limit} more")
-            del inner
         return "\n".join(lines)
 
 
-def _elements(inner: Map) -> list[tuple[Any, Any]]:
-    """An inner map's (key, value) pairs; none for keyless types (ring buffers, queues,
-    stacks, bloom filters), whose contents are not addressable by key."""
+def _elements(inner: Map) -> list[tuple[Any, bytes, Any]]:
+    """An inner map's ``(key, raw key, value)`` triples; none for keyless types (ring
+    buffers, queues, stacks, bloom filters), whose contents are not addressable by key."""
     if not inner.key_size:
         return []
-    return list(inner.items())
+    unpack = inner._key.unpack
+    out = []
+    for raw in inner._raw_keys():
+        try:
+            value = inner._lookup_raw(raw)
+        except KeyNotFoundError:
+            continue  # deleted during the walk
+        out.append((unpack(raw), raw, value))
+    return out
 
 
-def _hashable(k: Any) -> Any:
+def _hashable(k: Any, raw: bytes) -> Any:
+    """``k`` if it can be a dict key, else the key's bytes."""
     try:
         hash(k)
-        return k
     except TypeError:
-        return bytes(memoryview(k).cast("B"))
+        return raw
+    return k
 
 
 _LE = sys.byteorder == "little"

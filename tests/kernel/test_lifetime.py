@@ -15,7 +15,6 @@ import pytest
 from purebpf import (BPFError, BPFPermissionError, ClosedError, InnerMapMismatchError,
                      InvalidArgumentError, Map, MapFlags, MapOfMaps, MapSpec,
                      MapType, MmapArray)
-from purebpf._mapofmaps import _opened
 
 from conftest import open_fds, wait_for
 from helpers import alive, bpffs  # noqa: F401 (bpffs: a fixture)
@@ -137,7 +136,6 @@ def test_maps_from_lookups_close_quietly() -> None:
             del got
             gc.collect()
         assert fd not in bpf_fds()
-        assert m.id not in _opened
 
 
 # == from_id / from_fd ========================================================================

@@ -327,15 +327,16 @@ def test_insert_then_lookup_returns_the_same_live_map(t: MapType, inner: MapSpec
     with Map.create(outer_spec(t, inner)) as outer, outer.new_inner() as m:
         m[1] = 5
         outer[2] = m
-        got = outer[2]
-        assert isinstance(got, Map) and not isinstance(got, MapOfMaps)
-        assert got.id == m.id and got == m and got is not m
-        assert outer.inner_id(2) == m.id
-        assert 2 in outer and outer.get(2) is got and outer.get(3) is None
-        five = [5] * len(got[1]) if inner.type.is_percpu else 5
-        assert got[1] == five  # decoded with the template's declared types
-        got[0] = 9  # writes through either handle reach the one kernel map
-        assert m[0] == ([9] * len(five) if inner.type.is_percpu else 9)
+        with outer[2] as got, outer.get(2) as again:
+            assert isinstance(got, Map) and not isinstance(got, MapOfMaps)
+            assert got.id == m.id and got == m and got is not m
+            assert outer.inner_id(2) == m.id
+            assert 2 in outer and again.id == got.id and again is not got
+            assert outer.get(3) is None
+            five = [5] * len(got[1]) if inner.type.is_percpu else 5
+            assert got[1] == five  # decoded with the template's declared types
+            got[0] = 9  # writes through either handle reach the one kernel map
+            assert m[0] == ([9] * len(five) if inner.type.is_percpu else 9)
 
 
 def test_kernel_lookup_returns_the_inner_map_id(aom: MapOfMaps) -> None:
@@ -347,21 +348,24 @@ def test_kernel_lookup_returns_the_inner_map_id(aom: MapOfMaps) -> None:
         assert int.from_bytes(bytes(io.value)[:4], NE) == m.id == ops.map_info(m.fd).id
 
 
-def test_repeated_lookups_share_one_fd(hom: MapOfMaps) -> None:
+def test_with_on_a_lookup_closes_its_fd_every_time(hom: MapOfMaps) -> None:
+    """10^4 ``with outer[k] as m:`` cycles leave the fd count where it started."""
     with hom.new_inner() as m:
         hom[1] = m
-        first = hom[1]
         before = open_fds()
-        for _ in range(50):
-            again = hom[1]
-            assert again is first and again.fd == first.fd
-        assert open_fds() == before, "lookups opened new fds"
-        items = dict(hom.items())
-        assert items[1] is first
-        assert open_fds() == before
+        for _ in range(10_000):
+            with hom[1] as got:
+                assert not got.closed
+            assert got.closed
+        assert open_fds() == before, "lookups left fds open"
+        first = hom[1]
         fd = first.fd
         assert "bpf-map" in fd_target(fd)
-        del first, again, items
+        first.close()
+        assert first.closed and fd_target(fd) != "anon_inode:bpf-map"
+        dropped = hom[1]
+        fd = dropped.fd
+        del dropped  # a dropped handle closes at once (CPython), without a warning
         gc.collect()
         assert "bpf-map" not in fd_target(fd), "a dropped looked-up map kept its fd"
 
@@ -656,11 +660,13 @@ def test_same_inner_map_in_two_slots_and_two_outer_maps(map_leak_check: None) ->
         mid = m.id
         m.close()
         assert o1.inner_id(0) == o1.inner_id(3) == o2.inner_id(77) == mid
-        assert o1[0] is o1[3] is o2[77]  # one kernel map, one shared handle
-        o2[77][1] = 6
-        assert o1[3][1] == 6
+        with o1[0] as a, o1[3] as b, o2[77] as c:
+            assert a is not b and a.id == b.id == c.id == mid  # one kernel map, three handles
+            c[1] = 6
+            assert b[1] == 6
         del o1[0], o1[3]
-        assert alive(mid) and o2[77][0] == 5
+        with o2[77] as c:
+            assert alive(mid) and c[0] == 5
         del o2[77]
         assert wait_for(lambda: not alive(mid))
 

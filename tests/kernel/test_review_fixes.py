@@ -8,12 +8,16 @@ import gc
 import os
 import pathlib
 import threading
+import time
+from collections.abc import Iterator
 
 import pytest
 
 import purebpf
 from purebpf import (ClosedError, InvalidArgumentError, KeyNotFoundError, Map, MapOfMaps,
                      MapSpec, MapType, UpdateFlags)
+
+from helpers import alive
 
 DATA = pathlib.Path(__file__).resolve().parents[1] / "testdata"
 INNER = MapSpec(MapType.ARRAY, value_size=4, value_type=int, max_entries=4)
@@ -52,14 +56,18 @@ def test_lookup_and_delete_batch_on_hash_of_maps_returns_live_maps(
         del got
 
 
-def test_inner_maps_from_lookups_are_shared_but_close_does_not_break_other_holders() -> None:
+def test_each_lookup_is_a_handle_the_caller_owns() -> None:
     with outer() as o, o.new_inner() as m:
         o[0] = m
         a = o[0]
         with o[0] as b:
-            assert b is a
-        a[1] = 5  # still open: close() on a lookup's map leaves it to the last holder
-        assert o[0][1] == 5
+            assert b is not a and b.id == a.id
+        assert b.closed and not a.closed  # with closed b, and only b
+        a[1] = 5
+        a.close()
+        assert a.closed
+        with o[0] as c:
+            assert c[1] == 5
 
 
 def test_each_thread_gets_its_own_inner_map_object() -> None:
@@ -69,8 +77,8 @@ def test_each_thread_gets_its_own_inner_map_object() -> None:
         t = threading.Thread(target=lambda: seen.append(o[0]))
         t.start()
         t.join()
-        mine = o[0]
-        assert seen[0] is not mine and seen[0].id == mine.id
+        with o[0] as mine, seen[0]:
+            assert seen[0] is not mine and seen[0].id == mine.id
 
 
 def test_concurrent_swaps_never_lose_or_duplicate_a_map() -> None:
@@ -102,14 +110,26 @@ def test_concurrent_swaps_never_lose_or_duplicate_a_map() -> None:
         assert sorted(returned + [o.inner_id(0)]) == sorted(ids + [first_id])
 
 
-def test_a_map_removed_between_id_and_open_is_a_missing_key() -> None:
-    from purebpf._mapofmaps import open_inner
-
+def test_a_slot_whose_map_went_away_is_read_again() -> None:
     with Map.create(INNER) as m:
         gone = m.id
-    with pytest.raises(KeyNotFoundError, match="removed meanwhile"):
-        for _ in range(200):  # the id is freed after an RCU grace period
-            open_inner(gone)
+    for _ in range(200):  # the id is freed after an RCU grace period
+        if not alive(gone):
+            break
+        time.sleep(0.01)
+    with outer() as o, o.new_inner() as live:
+        o[0] = live
+        reads = iter([gone, live.id])  # the slot changed between reading the id and opening
+        with o._open_slot(lambda: next(reads), 0) as got:
+            assert got.id == live.id
+
+        def emptied() -> Iterator[int]:
+            yield gone
+            raise KeyNotFoundError(errno.ENOENT, "lookup: key 0 not found")
+
+        reads2 = emptied()
+        with pytest.raises(KeyNotFoundError, match="not found"):
+            o._open_slot(lambda: next(reads2), 0)
 
 
 def test_new_inner_keeps_the_templates_btf_special_fields() -> None:
