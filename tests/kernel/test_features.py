@@ -1,21 +1,38 @@
-"""Map feature probes against the running kernel.
+"""Feature probes against the running kernel.
 
-Each probe is checked two ways: against the kernel version that introduced the feature
-(for features every kernel config has), and against behaviour the test observes itself.
+Each probe's answer is compared with what the kernel does when this test asks it directly:
+create the map type (with BTF where the type needs it), load the program type, run the batch
+command on a filled map, mmap the array. Where a type cannot be made without objects this
+test does not build (STRUCT_OPS maps, TRACING/EXT/LSM/STRUCT_OPS programs need a kernel
+function or struct to attach to), the kernel's own BTF is asked whether it knows the type.
 """
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import mmap
 import os
+import pathlib
 import re
+import struct
+from collections.abc import Iterator
 
 import pytest
 
-from purebpf import BPFError, Map, MapFlags, MapSpec, MapType, features
-from purebpf._sys import ops
+from purebpf import (
+    AttachType, BPFError, BTFHandle, Map, MapFlags, MapSpec, MapType, ProgramType, features,
+)
+from purebpf._sys import ops, progs
+from purebpf._sys.attrs import MapElemAttr
 from purebpf._sys.constants import Cmd
+from purebpf._sys.syscall import bpf, close_fd
+from purebpf.btf import Enum, parse
+from purebpf.errors import ENOTSUPP
+
+VMLINUX = pathlib.Path("/sys/kernel/btf/vmlinux")
+# How a kernel says "no such type / feature" to BPF_MAP_CREATE, BPF_PROG_LOAD and batches.
+REFUSED = (errno.EINVAL, errno.EOPNOTSUPP, ENOTSUPP)
 
 
 def kernel_version() -> tuple[int, int]:
@@ -26,8 +43,104 @@ def kernel_version() -> tuple[int, int]:
 
 KV = kernel_version()
 
+
+@pytest.fixture(autouse=True)
+def fresh_probes() -> None:
+    """Forget cached answers so the probe itself runs inside the test."""
+    for f in (features.has_map_type, features.highest_map_type, features.has_inner_map_flag,
+              features.has_batch, features._has_flagged_array, features.has_program_type):
+        f.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def int_btf() -> Iterator[BTFHandle]:
+    """A BTF object holding one type, ``int`` (id 1): enough for the local storages."""
+    types = struct.pack("<III", 1, 1 << 24, 4) + struct.pack("<I", 1 << 24 | 32)
+    strings = b"\0int\0"
+    header = struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(types), len(types),
+                         len(strings))
+    with BTFHandle.load(header + types + strings) as h:
+        yield h
+
+
+def update(fd: int, key: bytes, value: bytes) -> None:
+    """A bare BPF_MAP_UPDATE_ELEM."""
+    k, v = ctypes.create_string_buffer(key), ctypes.create_string_buffer(value)
+    bpf(Cmd.BPF_MAP_UPDATE_ELEM, MapElemAttr(map_fd=fd, key=ctypes.addressof(k),
+                                             value=ctypes.addressof(v)))
+
+
+def kernel_enum(name: str) -> set[str]:
+    """The members of ``enum name`` in the running kernel's BTF."""
+    if not VMLINUX.exists():
+        pytest.skip(f"no {VMLINUX} to ask which {name} members this kernel knows")
+    e = parse(VMLINUX.read_bytes()).find(name, Enum)
+    assert isinstance(e, Enum)
+    return {v.name for v in e.values}
+
+
+# The smallest map the kernel accepts for each type, written down from the kernel's
+# *_map_alloc_check functions: (key_size, value_size, max_entries, flags, needs int BTF).
+SIMPLE = (4, 4, 1, 0, False)
+STORAGE = (4, 4, 0, int(MapFlags.NO_PREALLOC), True)  # local storages: BTF key/value
+MAP_DEFS: dict[MapType, tuple[int, int, int, int, bool]] = {
+    MapType.STACK_TRACE: (4, 16, 1, 0, False),  # value: an array of u64 instruction pointers
+    MapType.LPM_TRIE: (8, 4, 1, int(MapFlags.NO_PREALLOC), False),
+    MapType.CGROUP_STORAGE: (16, 4, 0, 0, False),  # key: struct bpf_cgroup_storage_key
+    MapType.PERCPU_CGROUP_STORAGE: (16, 4, 0, 0, False),
+    MapType.QUEUE: (0, 4, 1, 0, False), MapType.STACK: (0, 4, 1, 0, False),
+    MapType.BLOOM_FILTER: (0, 4, 1, 0, False),
+    MapType.RINGBUF: (0, 0, mmap.PAGESIZE, 0, False),
+    MapType.USER_RINGBUF: (0, 0, mmap.PAGESIZE, 0, False),
+    MapType.ARENA: (0, 0, 1, int(MapFlags.MMAPABLE), False),  # max_entries: pages
+    MapType.SK_STORAGE: STORAGE, MapType.INODE_STORAGE: STORAGE,
+    MapType.TASK_STORAGE: STORAGE, MapType.CGRP_STORAGE: STORAGE,
+    MapType.SOCKMAP: SIMPLE, MapType.SOCKHASH: SIMPLE,
+}
+
+
+def kernel_creates(t: MapType, btf: BTFHandle) -> bool:
+    """Does BPF_MAP_CREATE make a ``t`` map when asked directly?"""
+    key, value, max_entries, flags, with_btf = MAP_DEFS.get(t, SIMPLE)
+    inner = ops.map_create(int(MapType.ARRAY), 4, 4, 1) if t.is_map_in_map else 0
+    try:
+        fd = ops.map_create(int(t), key, value, max_entries, flags, inner_map_fd=inner,
+                            btf_fd=btf.fd if with_btf else 0,
+                            btf_key_type_id=1 if with_btf else 0,
+                            btf_value_type_id=1 if with_btf else 0)
+    except BPFError as exc:
+        assert exc.errno in REFUSED, f"creating a {t.name} map: unexpected {exc}"
+        return False
+    finally:
+        if inner:
+            close_fd(inner)
+    close_fd(fd)
+    return True
+
+
+@pytest.mark.parametrize("t", [t for t in MapType if t != MapType.STRUCT_OPS],
+                         ids=lambda t: t.name)
+def test_map_type_probe_matches_the_kernel(int_btf: BTFHandle, t: MapType) -> None:
+    assert features.has_map_type(t) is kernel_creates(t, int_btf)
+
+
+def test_struct_ops_map_probe_matches_the_kernels_btf() -> None:
+    # A STRUCT_OPS map needs a kernel struct_ops type to implement; ask the kernel's BTF.
+    known = "BPF_MAP_TYPE_STRUCT_OPS" in kernel_enum("bpf_map_type")
+    assert features.has_map_type(MapType.STRUCT_OPS) is known
+
+
+def test_storage_maps_need_btf() -> None:
+    """The local storages are refused without BTF whether or not the kernel has them: the
+    reason the probe cannot simply try to create one."""
+    for t in (MapType.SK_STORAGE, MapType.TASK_STORAGE):
+        with pytest.raises(BPFError) as info:
+            ops.map_create(int(t), 4, 4, 0, int(MapFlags.NO_PREALLOC))
+        assert info.value.errno == errno.EINVAL
+
+
 # Map types built whenever CONFIG_BPF_SYSCALL is (no other config option), with the release
-# that added them.
+# that added them: a second, independent expectation.
 CORE_TYPES = {
     MapType.HASH: (3, 19), MapType.ARRAY: (3, 19), MapType.PROG_ARRAY: (4, 2),
     MapType.PERF_EVENT_ARRAY: (4, 3), MapType.PERCPU_HASH: (4, 6),
@@ -38,96 +151,151 @@ CORE_TYPES = {
 }
 
 
-@pytest.fixture
-def fresh_probes() -> None:
-    """Forget cached answers so the probe itself runs inside the test."""
-    for f in (features.has_map_type, features.highest_map_type, features.has_inner_map_flag,
-              features.has_batch, features._has_flagged_array):
-        f.cache_clear()
-
-
 @pytest.mark.parametrize("t,since", sorted(CORE_TYPES.items()),
                          ids=[t.name for t in sorted(CORE_TYPES)])
-def test_core_map_types_by_kernel_version(fresh_probes: None, map_leak_check: None,
-                                          t: MapType, since: tuple[int, int]) -> None:
+def test_core_map_types_by_kernel_version(t: MapType, since: tuple[int, int]) -> None:
     assert features.has_map_type(t) is (KV >= since)
 
 
-def test_unspec_is_no_map_type(fresh_probes: None) -> None:
+def test_unspec_is_no_map_type() -> None:
     assert features.has_map_type(MapType.UNSPEC) is False
 
 
-def test_probe_agrees_with_creating_the_map(fresh_probes: None) -> None:
-    for t, spec in [(MapType.HASH, MapSpec(MapType.HASH, key_size=8, value_size=16,
-                                           max_entries=3)),
-                    (MapType.QUEUE, MapSpec(MapType.QUEUE, value_size=4, max_entries=2)),
-                    (MapType.LRU_HASH, MapSpec(MapType.LRU_HASH, key_size=4, value_size=4,
-                                               max_entries=8))]:
-        with Map.create(spec):
-            assert features.has_map_type(t)
-
-
-def test_btf_only_types_are_judged_by_a_later_type(fresh_probes: None) -> None:
-    """STRUCT_OPS and the local storages need BTF to be created; the probe answers from the
-    highest simply creatable type instead of reporting them missing."""
+def test_highest_map_type_is_one_the_kernel_creates(int_btf: BTFHandle) -> None:
     top = features.highest_map_type()
-    assert top >= MapType.USER_RINGBUF if KV >= (6, 1) else top > MapType.HASH
-    for t in (MapType.STRUCT_OPS, MapType.SK_STORAGE, MapType.TASK_STORAGE):
-        assert features.has_map_type(t) is (top > t)
-    # ... and really: without BTF the kernel refuses them with EINVAL.
-    with pytest.raises(BPFError) as info:
-        ops.map_create(int(MapType.SK_STORAGE), 4, 4, 0, int(MapFlags.NO_PREALLOC))
-    assert info.value.errno == errno.EINVAL
+    assert kernel_creates(top, int_btf)
+    assert not any(kernel_creates(t, int_btf) for t in MapType
+                   if t > top and t not in MAP_DEFS and not t.is_map_in_map)
 
 
-def test_probes_are_cached(fresh_probes: None) -> None:
+# --- programs --------------------------------------------------------------------------------
+
+RET0 = bytes.fromhex("b700000000000000" "9500000000000000")  # r0 = 0; exit
+# Program types the kernel loads only with a matching expected_attach_type (or flags).
+PROG_DEFS: dict[ProgramType, tuple[AttachType, int]] = {
+    ProgramType.CGROUP_SOCK_ADDR: (AttachType.CGROUP_INET6_BIND, 0),
+    ProgramType.CGROUP_SOCKOPT: (AttachType.CGROUP_SETSOCKOPT, 0),
+    ProgramType.SK_LOOKUP: (AttachType.SK_LOOKUP, 0),
+    ProgramType.NETFILTER: (AttachType.NETFILTER, 0),
+    ProgramType.SYSCALL: (AttachType.CGROUP_INET_INGRESS, 1 << 4),  # BPF_F_SLEEPABLE
+}
+# Program types that load only against a kernel function, struct or program to attach to.
+NEEDS_TARGET = (ProgramType.TRACING, ProgramType.EXT, ProgramType.LSM,
+                ProgramType.STRUCT_OPS)
+
+
+def kernel_loads(t: ProgramType) -> bool:
+    attach, flags = PROG_DEFS.get(t, (0, 0))
+    res = progs.prog_load(int(t), RET0, "GPL", expected_attach_type=int(attach),
+                          prog_flags=flags)
+    if res.fd < 0:
+        assert -res.fd in REFUSED, f"loading a {t.name} program: errno {-res.fd}"
+        return False
+    close_fd(res.fd)
+    return True
+
+
+@pytest.mark.parametrize("t", [t for t in ProgramType if t not in NEEDS_TARGET],
+                         ids=lambda t: t.name)
+def test_program_type_probe_matches_the_kernel(t: ProgramType) -> None:
+    assert features.has_program_type(t) is kernel_loads(t)
+
+
+@pytest.mark.parametrize("t", NEEDS_TARGET, ids=lambda t: t.name)
+def test_targeted_program_type_probe_matches_the_kernels_btf(t: ProgramType) -> None:
+    assert features.has_program_type(t) is (f"BPF_PROG_TYPE_{t.name}"
+                                            in kernel_enum("bpf_prog_type"))
+
+
+# --- map features ----------------------------------------------------------------------------
+
+def test_probes_are_cached() -> None:
     features.has_map_type(MapType.HASH)
     hits = features.has_map_type.cache_info().hits
     assert features.has_map_type(MapType.HASH) is True
     assert features.has_map_type.cache_info().hits == hits + 1
 
 
-def test_probes_leave_nothing_behind(fresh_probes: None, map_leak_check: None) -> None:
+def test_probes_leave_nothing_behind() -> None:
+    # The suite-wide checks fail this test if a probe leaks an fd or a kernel object.
     for t in MapType:
         features.has_map_type(t)
+    for p in ProgramType:
+        features.has_program_type(p)
     features.has_inner_map_flag()
     features.has_batch(MapType.HASH)
     features.has_map_in_map_batch()
     features.has_mmapable_array()
 
 
-def test_inner_map_flag_matches_behaviour(fresh_probes: None) -> None:
-    assert features.has_inner_map_flag() is (KV >= (5, 10))
-    if not features.has_inner_map_flag():
-        pytest.skip("kernel without BPF_F_INNER_MAP")
-    dyn = MapSpec(MapType.ARRAY, value_size=4, max_entries=1, flags=MapFlags.INNER_MAP)
-    with Map.create(MapSpec(MapType.ARRAY_OF_MAPS, max_entries=1, inner=dyn)) as outer, \
-            Map.create(dyn.replace(max_entries=7)) as bigger:
-        outer[0] = bigger  # only possible with the flag
-        assert outer.inner_id(0) == bigger.id
+def test_inner_map_flag_probe_matches_the_kernel() -> None:
+    """With BPF_F_INNER_MAP the kernel lets an inner array of another size in."""
+    inner = MapSpec(MapType.ARRAY, value_size=4, max_entries=1, flags=MapFlags.INNER_MAP)
+    try:
+        template = Map.create(inner)
+    except BPFError as exc:
+        assert exc.errno == errno.EINVAL  # an unknown map flag
+        assert features.has_inner_map_flag() is False
+        return
+    with template, Map.create(inner.replace(max_entries=7)) as bigger:
+        outer_fd = ops.map_create(int(MapType.ARRAY_OF_MAPS), 4, 4, 1,
+                                  inner_map_fd=template.fd)
+        try:
+            update(outer_fd, struct.pack("<I", 0), struct.pack("<I", bigger.fd))
+            works = True
+        except BPFError as exc:
+            assert exc.errno == errno.EINVAL
+            works = False
+        finally:
+            close_fd(outer_fd)
+    assert features.has_inner_map_flag() is works
 
 
-@pytest.mark.parametrize("t,since", [(MapType.HASH, (5, 6)), (MapType.ARRAY, (5, 6)),
-                                     (MapType.HASH_OF_MAPS, (5, 19)),
-                                     (MapType.ARRAY_OF_MAPS, (5, 19))],
-                         ids=lambda v: getattr(v, "name", str(v)))
-def test_batch_support(fresh_probes: None, map_leak_check: None, t: MapType,
-                       since: tuple[int, int]) -> None:
-    assert features.has_batch(t) is (KV >= since)
+BATCH_TYPES = [MapType.HASH, MapType.ARRAY, MapType.PERCPU_HASH, MapType.LRU_HASH,
+               MapType.HASH_OF_MAPS, MapType.ARRAY_OF_MAPS]
 
 
-def test_batch_probe_agrees_with_a_real_batch(fresh_probes: None) -> None:
-    with Map.create(MapSpec(MapType.HASH, key_size=4, value_size=4, max_entries=4)) as m:
-        m[1] = 1
-        b = ops.Batch(m.fd, 4, 4, 4, 4)
-        ret = b.run(Cmd.BPF_MAP_LOOKUP_BATCH, 4, first=True)
-        assert (ret in (0, -errno.ENOENT) and b.count == 1) is features.has_batch(MapType.HASH)
-    assert features.has_map_in_map_batch() is features.has_batch(MapType.HASH_OF_MAPS)
+@pytest.mark.parametrize("t", BATCH_TYPES, ids=lambda t: t.name)
+def test_batch_probe_matches_a_real_batch(t: MapType) -> None:
+    """BPF_MAP_LOOKUP_BATCH on a map holding one element returns that element, or the
+    kernel refuses the command for the type."""
+    key, value = 4, 4
+    vsize = value * ops.possible_cpus() if t.is_percpu else value
+    inner = Map.create(MapSpec(MapType.ARRAY, value_size=4, max_entries=1)) \
+        if t.is_map_in_map else None
+    try:
+        fd = ops.map_create(int(t), key, value, 4, inner_map_fd=inner.fd if inner else 0)
+        try:
+            stored = inner.fd if inner else 7
+            update(fd, struct.pack("<I", 1), struct.pack("<I", stored) * (vsize // 4))
+            b = ops.Batch(fd, key, vsize, 4, key)
+            ret = b.run(Cmd.BPF_MAP_LOOKUP_BATCH, 4, first=True)
+            if ret < 0 and -ret in REFUSED:
+                works = False
+            else:
+                assert ret in (0, -errno.ENOENT), f"LOOKUP_BATCH on {t.name}: errno {-ret}"
+                keys = [struct.unpack_from("<I", b.keys, i * key)[0] for i in range(b.count)]
+                works = 1 in keys
+                assert works, f"LOOKUP_BATCH on {t.name} did not return the key: {keys}"
+        finally:
+            close_fd(fd)
+    finally:
+        if inner is not None:
+            inner.close()
+    assert features.has_batch(t) is works
+    if t == MapType.HASH_OF_MAPS:
+        assert features.has_map_in_map_batch() is works
 
 
-def test_mmapable_array_matches_behaviour(fresh_probes: None) -> None:
-    assert features.has_mmapable_array() is (KV >= (5, 5))
-    with Map.create(MapSpec(MapType.ARRAY, value_size=8, max_entries=1,
-                            flags=MapFlags.MMAPABLE)) as m:
+def test_mmapable_array_probe_matches_the_kernel() -> None:
+    try:
+        m = Map.create(MapSpec(MapType.ARRAY, value_size=8, max_entries=1,
+                               flags=MapFlags.MMAPABLE))
+    except BPFError as exc:
+        assert exc.errno == errno.EINVAL
+        assert features.has_mmapable_array() is False
+        return
+    with m:
         mm = mmap.mmap(m.fd, mmap.PAGESIZE, mmap.MAP_SHARED, mmap.PROT_READ)
         mm.close()
+    assert features.has_mmapable_array() is True
