@@ -14,6 +14,7 @@ import errno
 import functools
 import os
 import struct
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar
@@ -111,7 +112,8 @@ class Map(KernelObject):
         """Bind element buffers and codecs (subclasses change what values are)."""
         info, spec = self._info, self.spec
         key_type = spec.key_type
-        if key_type is None and isinstance(info.type, MapType) and info.type.is_array:
+        if key_type is None and isinstance(info.type, MapType) and info.type.is_indexed \
+                and info.key_size == 4:
             key_type = int  # array keys are indexes
         self._key = Codec(info.key_size, key_type, what=f"key of {self._desc}")
         plain = Codec(info.value_size, spec.value_type, what=f"value of {self._desc}")
@@ -148,6 +150,10 @@ class Map(KernelObject):
 
         if spec.type.is_map_in_map:
             return create_outer(spec, inner_map)
+        if inner_map is not None:
+            raise InvalidArgumentError(errno.EINVAL, f"create {spec.describe()}: inner_map is "
+                                       "only for ARRAY_OF_MAPS and HASH_OF_MAPS",
+                                       hint=f"a {spec.type.name} map has no inner-map template")
         spec.check()
         return cls._create_plain(spec)
 
@@ -346,14 +352,19 @@ class Map(KernelObject):
         code = last_errno() if code is None else code
         what = f"{op} {self._desc}"
         is_array = isinstance(self.type, MapType) and self.type.is_array
+        indexed = isinstance(self.type, MapType) and self.type.is_indexed
         if code == errno.ENOENT:
             if not self.key_size:
                 return KeyNotFoundError(code, f"{what}: the map is empty")
             return KeyNotFoundError(code, f"{what}: key {key!r} not found")
         if code == errno.EEXIST:
             return KeyExistsError(code, f"{what}: key {key!r} already exists (NOEXIST given)")
+        if code == errno.ENOSPC and self.type == MapType.LPM_TRIE:
+            return MapFullError(code, f"{what}: the trie is full (max_entries "
+                                f"{self.max_entries})", hint="delete prefixes or create the "
+                                "map with a larger max_entries")
         if code == errno.E2BIG:
-            if is_array:
+            if indexed:
                 return IndexOutOfRangeError(code, f"{what}: index {key!r} out of range "
                                             f"(max_entries {self.max_entries})")
             return MapFullError(code, f"{what}: map is full (max_entries {self.max_entries})",
@@ -761,9 +772,26 @@ class Map(KernelObject):
         return out
 
 
-_CTYPE_OF = {"b": ctypes.c_int8, "B": ctypes.c_uint8, "h": ctypes.c_int16,
-             "H": ctypes.c_uint16, "i": ctypes.c_int32, "I": ctypes.c_uint32,
-             "l": ctypes.c_long, "L": ctypes.c_ulong, "q": ctypes.c_int64, "Q": ctypes.c_uint64}
+_NATIVE_INT = {(1, True): (ctypes.c_int8, "b"), (1, False): (ctypes.c_uint8, "B"),
+               (2, True): (ctypes.c_int16, "h"), (2, False): (ctypes.c_uint16, "H"),
+               (4, True): (ctypes.c_int32, "i"), (4, False): (ctypes.c_uint32, "I"),
+               (8, True): (ctypes.c_int64, "q"), (8, False): (ctypes.c_uint64, "Q")}
+
+
+def _native_int(st: struct.Struct | None) -> tuple[Any, str] | None:
+    """For a one-integer struct format in native byte order, the ctypes type and the
+    memoryview cast code of the same size and signedness; None otherwise.
+
+    Chosen by the format's size, not its letter: ``"=l"`` is 4 bytes (standard size) where
+    a native ``long`` and memoryview's ``"l"`` are 8."""
+    if st is None:
+        return None
+    fmt = st.format
+    order, code = (fmt[0], fmt[1:]) if fmt[:1] in "=@<>!" else ("@", fmt)
+    native = "<" if sys.byteorder == "little" else ">"
+    if order not in ("=", "@", native) or len(code) != 1 or code not in "bBhHiIlLqQ":
+        return None
+    return _NATIVE_INT.get((st.size, code.islower()))
 
 
 def _packer(codec: Codec | PerCPUCodec, buf: Any) -> Any:
@@ -777,9 +805,9 @@ def _packer(codec: Codec | PerCPUCodec, buf: Any) -> Any:
 def _getter(codec: Codec | PerCPUCodec, buf: Any) -> Any:
     """``f()`` decoding buf: an int read through a ctypes view where the value is a native
     integer, else the codec's decoder."""
-    ints = getattr(codec, "ints", None)
-    if ints is not None and ints.format[:1] in "=@" and ints.format[1:] in _CTYPE_OF:
-        view = _CTYPE_OF[ints.format[1:]].from_buffer(buf)
+    native = _native_int(getattr(codec, "ints", None))
+    if native is not None:
+        view = native[0].from_buffer(buf)
         return functools.partial(getattr, view, "value")
     return functools.partial(codec.unpack, buf)
 
@@ -802,9 +830,9 @@ def _unpack_all(codec: Codec, buf: Any, n: int) -> list[Any] | None:
     slicing; None when the per-element decoder must do it."""
     size = codec.size
     raw = memoryview(buf).cast("B")[:n * size]
-    ints = codec.ints
-    if ints is not None and ints.format[:1] in "=@" and ints.format[1:] in _CTYPE_OF:
-        out: list[Any] = raw.cast(ints.format[1:]).tolist()  # type: ignore[call-overload]
+    native = _native_int(codec.ints)
+    if native is not None:
+        out: list[Any] = raw.cast(native[1]).tolist()  # type: ignore[call-overload]
         return out
     if codec.type is None or codec.type is bytes:
         data = raw.tobytes()
@@ -882,9 +910,9 @@ class MmapArray(Map):
         self._n = self.max_entries
         self._view: Any = None
         ints = self._value.ints if isinstance(self._value, Codec) else None
-        if ints is not None and ints.format[:1] in "=@" and ints.format[1:] in _CTYPE_OF \
-                and self._stride % ints.size == 0:
-            self._view = memoryview(self._mm).cast(ints.format[1:])  # type: ignore
+        native = _native_int(ints)
+        if ints is not None and native is not None and self._stride % ints.size == 0:
+            self._view = memoryview(self._mm).cast(native[1])  # type: ignore
             self._step = self._stride // ints.size
 
     def _unmap(self) -> None:
@@ -901,14 +929,13 @@ class MmapArray(Map):
         if type(key) is not int:
             buf = bytearray(4)
             self._kpack(buf, key)
-            key = int.from_bytes(buf, "little" if __import__("sys").byteorder == "little"
-                                 else "big")
+            key = int.from_bytes(buf, sys.byteorder)
         if not 0 <= key < self.max_entries:
             # As the syscall path reports it: lookup ENOENT, update E2BIG.
             if op == "update":
                 raise IndexOutOfRangeError(errno.E2BIG, f"update {self._desc}: index {key} "
                                            f"out of range (max_entries {self.max_entries})")
-            raise KeyNotFoundError(errno.ENOENT, f"lookup {self._desc}: index {key} out of "
+            raise KeyNotFoundError(errno.ENOENT, f"{op} {self._desc}: index {key} out of "
                                    f"range (max_entries {self.max_entries})")
         return int(key)
 
@@ -941,8 +968,41 @@ class MmapArray(Map):
         self._vpack(self._mm, value, i * self._stride)
 
     def __contains__(self, key: Any) -> bool:
-        self.fd  # noqa: B018 - raises ClosedError once closed
-        return type(key) is int and 0 <= key < self.max_entries
+        """Whether ``key`` is an index of this array: any key that ``m[key]`` accepts
+        (an int, or bytes/ctypes of the key size) and that is below max_entries."""
+        if type(key) is int and 0 <= key < self._n:
+            return True
+        try:
+            self._index(key)
+        except KeyNotFoundError:
+            return False
+        return True
+
+    def read(self, index: int, offset: int = 0, size: int | None = None) -> bytes:
+        """``size`` bytes (default: to the end of the value) at ``offset`` in element
+        ``index``'s value, copied out of the mapping (no syscall)."""
+        start, end = self._span(index, offset, size, "read")
+        return bytes(self._mm[start:end])
+
+    def write(self, index: int, offset: int, data: bytes) -> None:
+        """Write ``data`` at ``offset`` in element ``index``'s value through the mapping,
+        touching no other byte (no syscall). BPFPermissionError on a frozen map."""
+        start, end = self._span(index, offset, len(data), "write")
+        if not self._writable:
+            raise BPFPermissionError(errno.EPERM, f"write {self._desc}: the map is frozen "
+                                     "(mapped read-only)", hint="")
+        self._mm[start:end] = bytes(data)
+
+    def _span(self, index: int, offset: int, size: int | None, op: str) -> tuple[int, int]:
+        i = self._index(index, op)
+        if size is None:
+            size = self.value_size - offset
+        if not (0 <= offset and 0 <= size and offset + size <= self.value_size):
+            raise InvalidArgumentError(errno.EINVAL, f"{op} {self._desc}: bytes {offset}.."
+                                       f"{offset + size} are outside the {self.value_size}-"
+                                       "byte value")
+        start = i * self._stride + offset
+        return start, start + size
 
     def keys(self) -> Iterator[Any]:
         self.fd  # noqa: B018 - raises ClosedError once closed
@@ -956,6 +1016,8 @@ class MmapArray(Map):
 
     def freeze(self) -> None:
         """Freeze, then remap read-only (the kernel refuses to freeze a writable mapping)."""
+        if self._fd < 0:
+            raise ClosedError(errno.EBADF, f"freeze {self._desc}: the map is closed")
         self._unmap()
         try:
             super().freeze()

@@ -12,7 +12,8 @@ from typing import Any
 from ._introspect import check_kind
 from ._sys import ops
 from ._sys.syscall import close_fd
-from .errors import BPFError, ClosedError, InvalidArgumentError, error_for
+from .errors import (BPFError, ClosedError, InvalidArgumentError, PinExistsError,
+                     PinNotFoundError, error_for)
 
 
 def _warn_unclosed(fd: int, desc: str) -> None:
@@ -29,11 +30,19 @@ def iter_ids(next_id: Callable[[int], int | None]) -> Iterator[int]:
         cur = nxt
 
 
+def _no_nul(path: str, what: str) -> None:
+    """Refuse a path with a NUL byte: the kernel would see only the part before it."""
+    if "\0" in path:
+        raise InvalidArgumentError(errno.EINVAL, f"{what} {path!r}: the path contains a NUL "
+                                   "byte")
+
+
 def open_pinned(path: str, kind: str) -> int:
     """BPF_OBJ_GET on ``path``, checked to be a ``kind`` ("map", "program"); a new fd.
 
     The hints name the usual causes: no such pin, a path outside a bpffs, dots in names."""
     what = f"open pinned {kind} {path!r}"
+    _no_nul(path, f"open pinned {kind}")
     try:
         fd = ops.obj_get(path)
     except BPFError as exc:
@@ -42,6 +51,9 @@ def open_pinned(path: str, kind: str) -> int:
             hint = "bpffs refuses '.' in names, so nothing can be pinned there"
         elif exc.errno in (errno.EPERM, errno.EACCES, errno.EINVAL):
             hint = f"is {os.path.dirname(path) or '.'} in a mounted bpffs?"
+        if exc.errno == errno.ENOENT:
+            raise PinNotFoundError(exc.errno, f"{what}: nothing is pinned there",
+                                   hint=hint) from None
         raise error_for(exc.errno, f"{what}: {exc.strerror}", hint=hint) from None
     try:
         check_kind(fd, kind, what)
@@ -109,6 +121,7 @@ class KernelObject:
         """Pin at ``path`` in a bpffs (BPF_OBJ_PIN); the object then outlives this process."""
         p = os.fspath(path)
         fd = self.fd  # a ClosedError, not wrapped below
+        _no_nul(p, f"pin {self._desc} at")
         try:
             ops.obj_pin(fd, p)
         except BPFError as exc:
@@ -120,8 +133,10 @@ class KernelObject:
             elif exc.errno in (errno.EPERM, errno.EINVAL, errno.ENOENT):
                 hint = (f"is {os.path.dirname(p) or '.'} in a mounted bpffs "
                         "(mount -t bpf bpf /sys/fs/bpf)?")
-            raise error_for(exc.errno, f"pin {self._desc} at {p!r}: {exc.strerror}",
-                            hint=hint) from None
+            cls = PinExistsError if exc.errno == errno.EEXIST else None
+            what = f"pin {self._desc} at {p!r}: {exc.strerror}"
+            raise (cls(exc.errno, what, hint=hint) if cls else
+                   error_for(exc.errno, what, hint=hint)) from None
         self._pin_path = p
 
     def unpin(self, path: str | os.PathLike[str] | None = None) -> None:
@@ -130,6 +145,13 @@ class KernelObject:
         if p is None:
             raise InvalidArgumentError(errno.EINVAL, f"unpin {self._desc}: it was not pinned "
                                        "by this object; pass the path")
-        os.unlink(p)
+        what = f"unpin {self._desc} at {p!r}"
+        _no_nul(p, f"unpin {self._desc} at")
+        try:
+            os.unlink(p)
+        except FileNotFoundError:
+            raise PinNotFoundError(errno.ENOENT, f"{what}: nothing is pinned there") from None
+        except OSError as exc:
+            raise error_for(exc.errno, f"{what}: {exc.strerror}") from None
         if p == self._pin_path:
             self._pin_path = None

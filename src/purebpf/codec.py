@@ -6,7 +6,8 @@ them back. What a map accepts and returns:
 * always: ``bytes``/``bytearray``/``memoryview`` of exactly ``size`` bytes, and ctypes
   objects of exactly ``size`` bytes;
 * ``int`` when ``size`` is 1, 2, 4, 8 or 16 (native byte order; negative values are stored
-  in two's complement);
+  in two's complement); ``bool`` is an int here (``True`` is 1), as for ``struct`` and
+  dict keys;
 * with a declared type, values decode to it:
 
   ==========================================  ==============================================
@@ -28,6 +29,8 @@ import struct
 import sys
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
+
+from .errors import BPFError
 
 Buffer = Any  # a writable buffer: ctypes array, bytearray, memoryview
 
@@ -131,7 +134,7 @@ class Codec:
             ct: Any = t
 
             def pack_simple(buf: Buffer, obj: Any, offset: int = 0) -> None:
-                if isinstance(obj, int | float) and not isinstance(obj, bool):
+                if isinstance(obj, int | float):
                     try:
                         ct.from_buffer(buf, offset).value = obj
                         return
@@ -173,7 +176,7 @@ class Codec:
                 try:
                     data = tc.encode(obj)
                 except ValueError as exc:  # name the map, keep the type's own reason
-                    raise type(exc)(f"{self.what}: {exc}") from None
+                    raise _naming(exc, self.what) from None
                 slow(buf, data, offset)
 
             def unpack_typed(buf: Buffer, offset: int = 0) -> Any:
@@ -210,10 +213,7 @@ class Codec:
     def _pack_slow(self, buf: Buffer, obj: Any, offset: int = 0) -> None:
         """Encode anything accepted (bytes-like, ctypes, int of a standard size)."""
         size = self.size
-        if isinstance(obj, bool):
-            raise TypeError(f"{self.what}: expected an int, bytes or ctypes object of {size} "
-                            f"bytes, got bool")
-        if isinstance(obj, int):
+        if isinstance(obj, int):  # bool too: True is 1, as struct and dict keys have it
             if size not in (1, 2, 4, 8, 16):
                 raise TypeError(f"{self.what} is {size} bytes: pass bytes or a ctypes object, "
                                 f"not an int")
@@ -241,6 +241,21 @@ class Codec:
     def decode(self, data: bytes | bytearray | memoryview) -> Any:
         """Bytes back to the declared type (``bytes`` when none is declared)."""
         return self.unpack(data)
+
+
+def _naming(exc: ValueError, what: str) -> ValueError:
+    """``exc`` with ``what`` (the map's key or value) in front of its message, keeping its
+    type: a purebpf error keeps its errno and hint; a type whose constructor takes other
+    arguments becomes a ValueError chained to it."""
+    if isinstance(exc, BPFError):
+        exc.message = f"{what}: {exc.message}"
+        return exc
+    try:
+        new = type(exc)(f"{what}: {exc}")
+    except Exception:
+        new = ValueError(f"{what}: {exc}")
+        new.__cause__ = exc
+    return new
 
 
 def _is_ctypes(obj: Any) -> bool:

@@ -62,11 +62,21 @@ class KeyExistsError(BPFError):
 
 
 class MapFullError(BPFError):
-    """E2BIG: the map has no room for another element, or an array index is out of range."""
+    """The map has no room for another element: E2BIG from a hash-type map, ENOSPC from an
+    LPM_TRIE. (An index past the end of an array-type map is :class:`IndexOutOfRangeError`.)"""
 
 
 class IndexOutOfRangeError(BPFError, IndexError):
-    """E2BIG from an array-type map: the index is not below ``max_entries``."""
+    """E2BIG from a map whose keys are indexes (ARRAY, PERCPU_ARRAY, PROG_ARRAY, DEVMAP,
+    CPUMAP, XSKMAP, SOCKMAP, ...): the index is not below ``max_entries``."""
+
+
+class PinExistsError(BPFError, FileExistsError):
+    """EEXIST from BPF_OBJ_PIN: something is already at the path (also a ``FileExistsError``)."""
+
+
+class PinNotFoundError(BPFError, FileNotFoundError):
+    """ENOENT for a pin path: nothing is pinned there (also a ``FileNotFoundError``)."""
 
 
 class BPFPermissionError(BPFError, PermissionError):

@@ -61,6 +61,14 @@ class MapType(enum.IntEnum):
                         MapType.PERCPU_CGROUP_STORAGE)
 
     @property
+    def is_indexed(self) -> bool:
+        """True for types whose keys are u32 indexes below max_entries (an index past the
+        end is E2BIG): the arrays, and DEVMAP, CPUMAP, XSKMAP, SOCKMAP and
+        REUSEPORT_SOCKARRAY, whose slots may also be empty."""
+        return self.is_array or self in (MapType.DEVMAP, MapType.CPUMAP, MapType.XSKMAP,
+                                         MapType.SOCKMAP, MapType.REUSEPORT_SOCKARRAY)
+
+    @property
     def is_array(self) -> bool:
         """True for array-like types whose keys are the indices 0..max_entries-1."""
         return self in (MapType.ARRAY, MapType.PERCPU_ARRAY, MapType.ARRAY_OF_MAPS,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import errno
 import struct
 import sys
 
@@ -114,9 +115,46 @@ def test_wrong_type_is_type_error_naming_the_map(size: int, obj: object) -> None
         c.encode(obj)
 
 
-def test_bool_is_refused_on_the_general_path() -> None:
-    with pytest.raises(TypeError, match="got bool"):
-        Codec(16).encode(True)
+@pytest.mark.parametrize("size,type_", [(4, None), (4, int), (16, None), (8, "=q"),
+                                         (4, ctypes.c_int32)],
+                         ids=["fast-bytes", "fast-int", "general-16", "struct", "ctypes"])
+def test_bool_is_an_int_on_every_path(size: int, type_: object) -> None:
+    """The fast (struct) and general paths agree: True encodes as 1, False as 0."""
+    c = Codec(size, type_)
+    assert c.encode(True) == (1).to_bytes(size, sys.byteorder)
+    assert c.encode(False) == bytes(size)
+
+
+def test_a_user_codec_raising_a_purebpf_error_keeps_it() -> None:
+    from purebpf import InvalidArgumentError
+
+    class Strict:
+        size = 4
+
+        def encode(self, obj: object) -> bytes:
+            raise InvalidArgumentError(errno.EINVAL, "must be even", hint="try 2")
+
+        def decode(self, data: bytes) -> object:
+            return data
+
+    with pytest.raises(InvalidArgumentError) as info:
+        Codec(4, Strict(), what="value of map 'm'").encode(3)
+    assert info.value.errno == errno.EINVAL and info.value.hint == "try 2"
+    assert str(info.value) == "value of map 'm': must be even [EINVAL]; try 2"
+
+
+def test_a_user_codec_raising_a_value_error_with_another_signature() -> None:
+    class Bad:
+        size = 4
+
+        def encode(self, obj: object) -> bytes:
+            return bytes([0xff]).decode("ascii").encode()  # UnicodeDecodeError
+
+        def decode(self, data: bytes) -> object:
+            return data
+
+    with pytest.raises(ValueError, match="value of map 'm': 'ascii' codec can't decode"):
+        Codec(4, Bad(), what="value of map 'm'").encode(3)
 
 
 def test_pack_into_writes_only_its_slot() -> None:

@@ -16,6 +16,7 @@ from typing import Any
 from . import constants as C
 from .attrs import (BpfMapInfo, GetIdAttr, InfoAttr, MapBatchAttr, MapCreateAttr, MapFdAttr,
                     ObjAttr)
+from ..errors import InvalidArgumentError
 from .syscall import bpf, bpf_errno
 
 
@@ -42,15 +43,25 @@ def map_info(fd: int) -> BpfMapInfo:
     return info
 
 
+def _path_buffer(path: str, what: str) -> Any:
+    """``path`` as a NUL-terminated C string; a path with a NUL byte in it is refused (the
+    kernel would see only the part before it)."""
+    raw = os.fsencode(path)
+    if b"\0" in raw:
+        raise InvalidArgumentError(_errno.EINVAL, f"{what} {path!r}: the path contains a NUL "
+                                   "byte")
+    return ctypes.create_string_buffer(raw)
+
+
 def obj_pin(fd: int, path: str) -> None:
     """BPF_OBJ_PIN: pin the object behind ``fd`` at ``path`` (in a bpffs)."""
-    p = ctypes.create_string_buffer(os.fsencode(path))
+    p = _path_buffer(path, "pin at")
     bpf(C.Cmd.BPF_OBJ_PIN, ObjAttr(pathname=ctypes.addressof(p), bpf_fd=fd))
 
 
 def obj_get(path: str, flags: int = 0) -> int:
     """BPF_OBJ_GET: open the object pinned at ``path``; returns a new fd."""
-    p = ctypes.create_string_buffer(os.fsencode(path))
+    p = _path_buffer(path, "open pinned")
     return bpf(C.Cmd.BPF_OBJ_GET, ObjAttr(pathname=ctypes.addressof(p), file_flags=flags))
 
 
