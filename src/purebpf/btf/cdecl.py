@@ -7,8 +7,8 @@ from .errors import BTFError
 from .spec import Spec
 from .types import (
     Array, Const, Datasec, DeclTag, Enum, Enum64, Float, Func, FuncLinkage, FuncProto,
-    Fwd, Int, Ptr, Restrict, Struct, Type, Typedef, TypeTag, Union, Var, VarLinkage, Void,
-    Volatile,
+    Fwd, Int, Member, Ptr, Restrict, Struct, Type, Typedef, TypeTag, Union, Var, VarLinkage,
+    Void, Volatile,
 )
 
 _QUALIFIER = {Const: "const", Volatile: "volatile", Restrict: "restrict"}
@@ -17,6 +17,14 @@ _ENUM_MODE = {1: "QI", 2: "HI", 8: "DI"}
 # Unnamed bitfields used to pad a struct out to the offsets BTF records, widest first.
 _PAD_TYPES = ((64, "long"), (32, "int"), (16, "short"), (8, "char"))
 _MAX_CHAIN = 64  # pointer/array/qualifier hops in one declarator before we call it a loop
+# Prototypes inside parameter lists and anonymous types inside anonymous types: deeper
+# nesting than this is malformed BTF (the running kernel's deepest is under 10).
+_MAX_NESTING = 64
+# Members of anonymous structs/unions written inline by one renderer: BTF that shares
+# anonymous types between many users could otherwise ask for exponentially long text.
+_MAX_INLINE = 1 << 16
+# Gaps longer than this many bytes become one char array instead of a run of bitfields.
+_MAX_PAD_BITFIELD_BYTES = 64
 
 
 class CRenderer:
@@ -25,9 +33,24 @@ class CRenderer:
     ``dump_c`` subclasses it to rename clashing names; on its own it uses BTF's names.
     """
 
-    def __init__(self, spec: Spec, *, type_tags: bool = False) -> None:
+    def __init__(self, spec: Spec, *, type_tags: bool = False,
+                 max_inline: int = _MAX_INLINE) -> None:
         self.spec = spec
         self.type_tags = type_tags
+        self.max_inline = max_inline
+        self._open: list[int] = []  # prototypes and anonymous bodies being written
+        self._inlined = 0  # members written inside anonymous bodies so far
+
+    def _enter(self, tid: int, t: Type) -> None:
+        """Start writing the body or parameters of ``tid``, refusing loops."""
+        if tid in self._open:
+            loop = " -> ".join(str(i) for i in self._open[self._open.index(tid):] + [tid])
+            raise BTFError(f"{layout.describe(t, tid)} refers to itself (type ids {loop}): "
+                           "a reference loop cannot be written as C")
+        if len(self._open) >= _MAX_NESTING:
+            raise BTFError(f"{layout.describe(t, tid)}: prototypes and anonymous types nest "
+                           f"more than {_MAX_NESTING} deep")
+        self._open.append(tid)
 
     # -- hooks for the whole-spec dumper ------------------------------------------------
 
@@ -48,7 +71,13 @@ class CRenderer:
     def decl(self, tid: int, declarator: str = "", indent: int = 0) -> str:
         """A C declaration of ``declarator`` (a name, or "" for a type name) of type ``tid``."""
         inner, quals, tags, after_ptr = declarator, [], [], False
+        start, seen = tid, set[int]()
         for _ in range(_MAX_CHAIN):
+            if tid in seen:
+                t = self.spec.type_by_id(start)
+                raise BTFError(f"{layout.describe(t, start)}: its declarator comes back to "
+                               f"type id {tid}: a reference loop cannot be written as C")
+            seen.add(tid)
             t = self.spec.type_by_id(tid)
             word = _QUALIFIER.get(type(t))
             if word is not None:
@@ -72,14 +101,20 @@ class CRenderer:
                 tid = t.elem
             elif isinstance(t, FuncProto):
                 inner = f"({inner})" if after_ptr else inner
-                inner, after_ptr = f"{inner}({self.params(t, indent)})", False
+                self._enter(tid, t)
+                try:
+                    params = self.params(t, indent)
+                finally:
+                    self._open.pop()
+                inner, after_ptr = f"{inner}({params})", False
                 quals, tags = [], []  # meaningless on function types
                 tid = t.ret
             else:
                 base = self.base(tid, t, indent)
                 text = " ".join([*quals, base, *tags])
                 return f"{text} {inner}" if inner else text
-        raise BTFError(f"type id {tid}: declarator longer than {_MAX_CHAIN} hops (a loop?)")
+        raise BTFError(f"type id {start}: more than {_MAX_CHAIN} pointer/array/qualifier hops "
+                       f"(a reference loop through type id {tid}?)")
 
     def params(self, proto: FuncProto, indent: int = 0) -> str:
         """The parameter list of a prototype, without parentheses."""
@@ -124,12 +159,28 @@ class CRenderer:
         head = f"{kw} {self.type_name(tid, t)} " if t.name else f"{kw} "
         if not t.members and t.size == 0:
             return head + "{}"
+        if not t.name:
+            self._inlined += len(t.members)
+            if self._inlined > self.max_inline:
+                raise BTFError(f"{layout.describe(t, tid)}: anonymous types written inline "
+                               f"would take more than {self.max_inline} members (anonymous "
+                               "types shared by many users?)")
+        self._enter(tid, t)
+        try:
+            return head + self._members(tid, t, indent)
+        finally:
+            self._open.pop()
+
+    def _members(self, tid: int, t: Struct | Union, indent: int) -> str:
+        """The braces and members of a struct/union body, and its packed attribute."""
         tab = "\t" * (indent + 1)
         packed = layout.is_packed(self.spec, t)
         lines: list[str] = []
         pos = 0  # bit position a C compiler would reach after the members so far
-        for m in t.members:
+        for i, m in enumerate(t.members):
             bits = layout.bitfield_bits(self.spec, m)
+            if bits:
+                self._check_bitfield(tid, t, i, m, bits)
             offset = m.bit_offset + self._int_offset(m.type, m.bitfield_size)
             if isinstance(t, Struct):
                 if offset > self._natural(pos, m.type, bits, packed):
@@ -143,10 +194,21 @@ class CRenderer:
             if 8 * t.size > end:
                 lines.extend(tab + p for p in _padding(pos, 8 * t.size))
         elif not t.members:
-            lines.extend(tab + p for p in _padding(0, 8 * t.size))
+            # In a union every member starts at 0: only one array gives it its size.
+            lines.extend(tab + p for p in _padding(0, 8 * t.size, union=isinstance(t, Union)))
         close = "\t" * indent + "}"
         attr = " __attribute__((packed))" if packed else ""
-        return head + "{\n" + "\n".join(lines) + "\n" + close + attr
+        return "{\n" + "\n".join(lines) + "\n" + close + attr
+
+    def _check_bitfield(self, tid: int, t: Struct | Union, index: int, m: Member,
+                        bits: int) -> None:
+        """Refuse a bitfield C cannot declare: on a type of no size, or wider than it."""
+        size = self.spec.sizeof(m.type)
+        if not 0 < bits <= 8 * size:
+            what = f"member {index} ({m.name!r})" if m.name else f"member {index}"
+            target = layout.describe(self.spec.type_by_id(m.type), m.type)
+            raise BTFError(f"{layout.describe(t, tid)}: {what} is a {bits}-bit bitfield of "
+                           f"{target}, which is {size} bytes")
 
     def _int_offset(self, tid: int, bitfield_size: int) -> int:
         # BTF without kind_flag may place a bitfield with the INT's own bit offset.
@@ -230,8 +292,21 @@ def _literal(value: int) -> str:
     return str(value)
 
 
-def _padding(pos: int, end: int) -> list[str]:
-    """Unnamed bitfields that move a struct from bit ``pos`` to bit ``end``.
+def _padding(pos: int, end: int, *, union: bool = False) -> list[str]:
+    """Unnamed members that move a struct from bit ``pos`` to bit ``end``.
+
+    A long gap (and any padding of a union, whose members all start at 0) is one char
+    array, so the text stays short whatever size the BTF claims; the rest are bitfields.
+    """
+    first, last = -(-pos // 8), end // 8  # the whole bytes inside the gap
+    if last > first and (union or last - first > _MAX_PAD_BITFIELD_BYTES):
+        return [*_bitfields(pos, 8 * first), f"char __pad_{first}[{last - first}];",
+                *_bitfields(8 * last, end)]
+    return _bitfields(pos, end)
+
+
+def _bitfields(pos: int, end: int) -> list[str]:
+    """Unnamed bitfields from bit ``pos`` to bit ``end``.
 
     Each one sits inside a single storage unit of its type, so the compiler places it
     exactly where it begins.

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from . import layout
 from ._wire import MAX_RESOLVE_DEPTH
 from .cdecl import CRenderer
+from .errors import BTFError
 from .spec import Spec
 from .types import (
     Array, Enum, Enum64, FuncProto, Fwd, Ptr, Struct, Type, Typedef, TypeTag, Union, refs,
 )
 from .types import QUALIFIERS as _QUALIFIERS
+
+# Definitions that must come before a definition, before that one, ...: deeper than this
+# is malformed BTF (the running kernel's deepest chain is about 30).
+_MAX_DEPTH = 128
 
 
 def dump_c(spec: Spec, *, guard: str | None = "__VMLINUX_H__", type_tags: bool = False,
@@ -21,6 +27,9 @@ def dump_c(spec: Spec, *, guard: str | None = "__VMLINUX_H__", type_tags: bool =
     are made unique with a ``___N`` suffix. ``guard`` wraps the text in an include
     guard; ``preserve_access_index`` adds the clang pragma that makes every struct a
     CO-RE relocatable one, as libbpf programs expect of vmlinux.h.
+
+    Raises ``BTFError`` for BTF that no C can express (a struct that contains itself, a
+    typedef of itself) or that is malformed, naming the type ids at fault.
     """
     body = _Dumper(spec, type_tags=type_tags).run()
     parts = []
@@ -41,17 +50,22 @@ class _Dumper(CRenderer):
     """Walks the spec once, emitting each type after what it depends on."""
 
     def __init__(self, spec: Spec, *, type_tags: bool) -> None:
-        super().__init__(spec, type_tags=type_tags)
+        self.types = list(spec.items(include_base=True))
+        # Inline anonymous bodies may repeat (dedup shares them), but not beyond a few
+        # times the members there are.
+        members = sum(len(t.members) for _, t in self.types if isinstance(t, (Struct, Union)))
+        super().__init__(spec, type_tags=type_tags, max_inline=max(1 << 16, 4 * members))
         self.out: list[str] = []
         self.names: dict[int, str] = {}
         self.counts: dict[tuple[str, str], int] = {}  # (namespace, name) -> uses so far
         self.enumerators: dict[tuple[int, int], str] = {}
         self.defined: set[int] = set()  # structs, unions, enums and typedefs emitted
-        self.in_progress: set[int] = set()
+        self.in_progress: dict[int, None] = {}  # definitions being prepared, in order
+        self.protos_done: set[int] = set()
+        self.depth = 0
         self.declared: set[str] = set()  # "struct foo" forward declarations emitted
         self.anon_done: set[int] = set()
         self.anon_enums: set[int] = set()  # anonymous enums defined once already
-        self.types = list(spec.items(include_base=True))
         self._assign_names()
 
     # -- names ---------------------------------------------------------------------------
@@ -120,6 +134,17 @@ class _Dumper(CRenderer):
     def _require(self, tid: int, complete: bool) -> None:
         """Emit what must precede a use of ``tid``: a full definition if ``complete``
         (used by value), else just a declaration (used through a pointer)."""
+        if self.depth >= _MAX_DEPTH:
+            t = self.spec.type_by_id(tid)
+            raise BTFError(f"{layout.describe(t, tid)}: definitions depend on definitions "
+                           f"more than {_MAX_DEPTH} deep")
+        self.depth += 1
+        try:
+            self._require_chain(tid, complete)
+        finally:
+            self.depth -= 1
+
+    def _require_chain(self, tid: int, complete: bool) -> None:
         for _ in range(MAX_RESOLVE_DEPTH * 2):
             t = self.spec.type_by_id(tid)
             if isinstance(t, Ptr):
@@ -129,8 +154,10 @@ class _Dumper(CRenderer):
             elif isinstance(t, Array):
                 tid, complete = t.elem, True  # array elements must be complete types
             elif isinstance(t, FuncProto):
-                for r in (t.ret, *(p.type for p in t.params)):
-                    self._require(r, False)
+                if tid not in self.protos_done:
+                    self.protos_done.add(tid)  # once is enough, and ends loops
+                    for r in (t.ret, *(p.type for p in t.params)):
+                        self._require(r, False)
                 return
             elif isinstance(t, Typedef):
                 self._typedef(tid, t)
@@ -155,13 +182,21 @@ class _Dumper(CRenderer):
             else:
                 return
 
+    def _loop(self, tid: int, t: Type, how: str) -> BTFError:
+        path = list(self.in_progress)
+        loop = " -> ".join(str(i) for i in path[path.index(tid):] + [tid])
+        return BTFError(f"{layout.describe(t, tid)} {how} (type ids {loop}): a reference loop "
+                        "cannot be written as C")
+
     def _define(self, tid: int, t: Struct | Union) -> None:
-        if tid in self.defined or tid in self.in_progress:
-            return  # a by-value cycle is impossible in C; do not loop on bad BTF
-        self.in_progress.add(tid)
+        if tid in self.defined:
+            return
+        if tid in self.in_progress:
+            raise self._loop(tid, t, "contains itself by value")
+        self.in_progress[tid] = None
         for m in t.members:
             self._require(m.type, True)
-        self.in_progress.discard(tid)
+        del self.in_progress[tid]
         self.defined.add(tid)
         self.declared.add(self._tag(tid, t))
         self._emit(self.composite_body(tid, t) + ";")
@@ -189,10 +224,12 @@ class _Dumper(CRenderer):
             self._emit(self.enum_body(tid, t) + ";")
 
     def _typedef(self, tid: int, t: Typedef) -> None:
-        if tid in self.defined or tid in self.in_progress:
+        if tid in self.defined:
             return
-        self.in_progress.add(tid)
+        if tid in self.in_progress:
+            raise self._loop(tid, t, "is defined in terms of itself")
+        self.in_progress[tid] = None
         self._require(t.type, False)
-        self.in_progress.discard(tid)
+        del self.in_progress[tid]
         self.defined.add(tid)
         self._emit(f"typedef {self.decl(t.type, self.type_name(tid, t))};")

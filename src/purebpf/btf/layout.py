@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from .spec import Spec, TypeRef
 
 POINTER_SIZE = 8  # BPF is a 64-bit target, whatever the host
-MAX_NESTING = 256  # deeper struct-in-struct nesting than this is taken as a loop
+MAX_NESTING = 256  # deeper struct-in-struct nesting than this is taken as malformed
 
 _SIZED = (Int, Enum, Enum64, Struct, Union, Float, Datasec)
 
@@ -62,46 +62,90 @@ def sizeof(spec: Spec, t: TypeRef) -> int:
 def alignof(spec: Spec, t: TypeRef) -> int:
     """Alignment in bytes; a struct whose BTF layout is packed has alignment 1."""
     if isinstance(t, int):
-        return _align_id(spec, t, 0)
-    return _align(spec, t, None, 0)
+        return _align_id(spec, t)
+    for dep in _align_deps(t):
+        _align_id(spec, dep)
+    return _align_of(spec, t, None)
 
 
-def _align_id(spec: Spec, tid: int, depth: int) -> int:
-    cached = spec._align_cache.get(tid)
-    if cached is None:
-        cached = spec._align_cache[tid] = _align(spec, spec.type_by_id(tid), tid, depth)
-    return cached
+def _align_deps(t: Type) -> tuple[int, ...]:
+    """The ids whose alignment ``t``'s alignment is computed from."""
+    if isinstance(t, Array):
+        return (t.elem,)
+    if isinstance(t, (*MODIFIERS, Var)):
+        return (t.type,)
+    if isinstance(t, (Struct, Union)):
+        return tuple(m.type for m in t.members)
+    return ()
 
 
-def _align(spec: Spec, t: Type, tid: int | None, depth: int) -> int:
-    if depth > MAX_NESTING:
-        raise BTFError(f"{describe(t, tid)}: types nest more than {MAX_NESTING} deep (a loop?)")
+def _align_id(spec: Spec, tid: int) -> int:
+    """The alignment of type ``tid``, computing (and caching) what it depends on first.
+
+    A depth-first walk with an explicit stack: nesting depth costs no Python recursion,
+    and a type met again while it is still being computed is a by-value loop.
+    """
+    cache = spec._align_cache
+    cached = cache.get(tid)
+    if cached is not None:
+        return cached
+    stack: list[tuple[int, bool]] = [(tid, False)]
+    path: list[int] = []  # the ids being computed, outermost first
+    on_path: set[int] = set()
+    while stack:
+        cur, done = stack.pop()
+        if cur in cache:
+            continue
+        t = spec.type_by_id(cur)
+        if done:
+            path.pop()
+            on_path.discard(cur)
+            cache[cur] = _align_of(spec, t, cur)
+            continue
+        if len(path) >= MAX_NESTING:
+            raise BTFError(f"{describe(spec.type_by_id(path[0]), path[0])}: types nest more "
+                           f"than {MAX_NESTING} deep")
+        path.append(cur)
+        on_path.add(cur)
+        stack.append((cur, True))
+        for dep in _align_deps(t):
+            if dep in on_path:
+                loop = " -> ".join(str(i) for i in path[path.index(dep):] + [dep])
+                raise BTFError(f"{describe(spec.type_by_id(dep), dep)} contains itself by "
+                               f"value (type ids {loop}): a reference loop")
+            if dep not in cache:
+                stack.append((dep, False))
+    return cache[tid]
+
+
+def _align_of(spec: Spec, t: Type, tid: int | None) -> int:
+    """The alignment of ``t``, once every type it depends on is in the cache."""
     if isinstance(t, (Int, Float, Enum, Enum64)):
         # Scalars are naturally aligned on BPF, __int128 and long double included.
         return max(1, min(t.size, 16))
     if isinstance(t, Ptr):
         return POINTER_SIZE
     if isinstance(t, Array):
-        return _align_id(spec, t.elem, depth + 1)
+        return spec._align_cache[t.elem]
     if isinstance(t, (*MODIFIERS, Var)):
-        return _align_id(spec, t.type, depth + 1)
+        return spec._align_cache[t.type]
     if isinstance(t, (Struct, Union)):
-        natural = _natural_align(spec, t, depth)
-        return 1 if _packed(spec, t, natural, depth) else natural
+        natural = _natural_align(spec, t)
+        return 1 if _packed(spec, t, natural) else natural
     raise BTFError(f"{describe(t, tid)} has no alignment")
 
 
-def _natural_align(spec: Spec, t: Struct | Union, depth: int) -> int:
-    return max((_align_id(spec, m.type, depth + 1) for m in t.members), default=1)
+def _natural_align(spec: Spec, t: Struct | Union) -> int:
+    return max((_align_id(spec, m.type) for m in t.members), default=1)
 
 
-def _packed(spec: Spec, t: Struct | Union, natural: int, depth: int) -> bool:
+def _packed(spec: Spec, t: Struct | Union, natural: int) -> bool:
     # A C compiler places each member at the next multiple of its alignment and rounds the
     # size up to the largest alignment; BTF that breaks either rule came from a packed type.
     if t.size % natural:
         return True
     for m in t.members:
-        if not bitfield_bits(spec, m) and m.bit_offset % (8 * _align_id(spec, m.type, depth + 1)):
+        if not bitfield_bits(spec, m) and m.bit_offset % (8 * _align_id(spec, m.type)):
             return True
     return False
 
@@ -110,7 +154,7 @@ def is_packed(spec: Spec, t: Type) -> bool:
     """Whether a struct/union's BTF layout needs ``__attribute__((packed))``."""
     if not isinstance(t, (Struct, Union)):
         return False
-    return _packed(spec, t, _natural_align(spec, t, 0), 0)
+    return _packed(spec, t, _natural_align(spec, t))
 
 
 def bitfield_bits(spec: Spec, m: Member) -> int:

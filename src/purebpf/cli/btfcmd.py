@@ -54,18 +54,25 @@ def cmd_dump(args: argparse.Namespace) -> int:
         spec = load_source(args.source, args.base)
     except BTFError as exc:
         raise CLIError(f"{args.source}: not readable as BTF: {exc}") from None
-    if args.format == "c":
-        if wants_json(args):
-            raise CLIError("--json is only for --format raw")
-        sys.stdout.write(dump_c(spec))
-        return 0
-    if wants_json(args):
-        emit_json(args, {"types": raw_types(spec)})
-        return 0
-    write = sys.stdout.write
-    for line in iter_raw(spec):
-        write(line + "\n")
+    if args.format == "c" and wants_json(args):
+        raise CLIError("--json is only for --format raw")
+    # Types decode as they are dumped: a malformed one shows up only now.
+    try:
+        _dump(args, spec)
+    except BTFError as exc:
+        raise CLIError(f"{args.source}: malformed BTF: {exc}") from None
     return 0
+
+
+def _dump(args: argparse.Namespace, spec: Spec) -> None:
+    if args.format == "c":
+        sys.stdout.write(dump_c(spec))
+    elif wants_json(args):
+        emit_json(args, {"types": raw_types(spec)})
+    else:
+        write = sys.stdout.write
+        for line in iter_raw(spec):
+            write(line + "\n")
 
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:

@@ -21,6 +21,8 @@ import time
 import purebpf
 from purebpf import Collection, MapOfMaps
 
+from ._common import CLIError
+
 SERVICES = {53: [101, 102], 80: [201, 202, 203], 443: [301, 302, 303, 304]}
 GROW_SERVICE, GROWN = 80, [201, 202, 203, 204, 205, 206]
 
@@ -43,6 +45,8 @@ def table(backends: list[int]) -> list[int]:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``purebpf demo``."""
+    if args.packets < 0:
+        raise CLIError(f"--packets {args.packets}: the number of packets cannot be negative")
     if os.geteuid() != 0:
         print("purebpf demo talks to the kernel's bpf() syscall, which needs privileges:\n"
               "  run it as root (sudo purebpf demo), or grant CAP_BPF and CAP_NET_ADMIN.")
