@@ -14,7 +14,7 @@ from ._map import MmapArray as MmapArray
 from ._mapofmaps import MapOfMaps as MapOfMaps
 from ._program import Program as Program
 from ._program import ProgramInfo as ProgramInfo
-from ._program import TestRun as TestRun
+from ._program import RunResult as RunResult
 from ._spec import CollectionSpec as CollectionSpec
 from ._sys.ops import possible_cpus as possible_cpus
 from ._spec import MapSpec as MapSpec
@@ -43,12 +43,23 @@ from .types import UpdateFlags as UpdateFlags
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> object:
+    # Deprecated names: still importable, with a warning pointing at the new one.
+    if name == "TestRun":
+        import warnings
+
+        warnings.warn("purebpf.TestRun is deprecated, use purebpf.RunResult (pytest collects "
+                      "classes named Test*)", DeprecationWarning, stacklevel=2)
+        return RunResult
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 __all__ = [
     "BPFError", "BPFPermissionError", "ClosedError", "IndexOutOfRangeError",
     "InnerMapMismatchError", "InvalidArgumentError", "KeyExistsError", "KeyNotFoundError",
     "Map", "MapFlags", "MapInfo", "MapFullError", "MapOfMaps", "MapSpec", "MapType",
     "MmapArray", "NotSupportedError", "UpdateFlags", "features", "AttachType", "Program",
-    "ProgramInfo", "ProgramSpec", "ProgramType", "Reference", "TestRun", "VerifierError",
+    "ProgramInfo", "ProgramSpec", "ProgramType", "Reference", "RunResult", "VerifierError",
     "Collection", "CollectionSpec", "Variable", "VariableSpec", "load", "possible_cpus",
     "BTFHandle", "BTFInfo", "asm", "MapMismatchError",
 ]

@@ -7,9 +7,9 @@ import errno
 import os
 import struct
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
-from ._introspect import fdinfo
+from ._introspect import check_kind, fdinfo
 from ._map import Map
 from .asm.opcodes import LD_IMM64, Pseudo
 from ._object import KernelObject, iter_ids, open_pinned
@@ -20,7 +20,8 @@ from .errors import (BPFError, InvalidArgumentError, NotSupportedError, Verifier
 from .types import ProgramType
 
 _LOG_START = 1 << 20
-_LOG_MAX = 1 << 30  # the kernel caps log_size at UINT32_MAX >> 2
+_LOG_MAX = progs.LOG_SIZE_MAX  # UINT_MAX >> 2: one byte more is EINVAL
+_U32_MAX = (1 << 32) - 1
 _CTX_ONLY = frozenset({ProgramType.RAW_TRACEPOINT, ProgramType.SYSCALL,
                        ProgramType.TRACING})
 
@@ -47,9 +48,13 @@ class ProgramInfo:
 
 
 @dataclasses.dataclass(frozen=True)
-class TestRun:
-    """Result of :meth:`Program.test_run`: return value, output packet/context, ns per run."""
+class RunResult:
+    """Result of :meth:`Program.test_run`: return value, output packet/context, ns per run.
 
+    (Called ``TestRun`` before 0.2; that name still works, with a DeprecationWarning.)
+    """
+
+    __test__: ClassVar[bool] = False  # not a test class, however a test module imports it
     retval: int
     data: bytes
     duration_ns: int
@@ -140,8 +145,10 @@ class Program(KernelObject):
     log: str = ""
 
     @classmethod
-    def _adopt(cls, fd: int, *, quiet: bool = False) -> Program:
+    def _adopt(cls, fd: int, *, quiet: bool = False, what: str = "open program") -> Program:
+        """Wrap an fd we own, checked to be a program; closes fd on failure."""
         try:
+            check_kind(fd, "program", what)
             return cls(fd, _prog_info(fd), quiet=quiet)
         except BaseException:
             os.close(fd)
@@ -160,13 +167,37 @@ class Program(KernelObject):
 
     @classmethod
     def from_pin(cls, path: str | os.PathLike[str]) -> Program:
-        """Open the program pinned at ``path``."""
-        return cls._adopt(open_pinned(os.fspath(path), "program"))
+        """Open the program pinned at ``path`` (BPF_OBJ_GET); :meth:`unpin` removes that pin.
+
+        Raises InvalidArgumentError (EINVAL) when something other than a program is pinned
+        there."""
+        p = os.fspath(path)
+        prog = cls._adopt(open_pinned(p, "program"))
+        prog._pin_path = p  # so unpin() knows where
+        return prog
 
     @classmethod
     def from_fd(cls, fd: int) -> Program:
-        """Wrap a duplicate of ``fd`` (the caller keeps its own)."""
-        return cls._adopt(ops.dup(fd))
+        """Wrap a duplicate of ``fd`` (the caller keeps and closes its own fd).
+
+        Raises BPFError (EBADF/EBADFD) when ``fd`` is not open, InvalidArgumentError
+        (EINVAL) when it is not a BPF program (a map, a link, a pipe, ...)."""
+        what = f"open program from fd {fd}"
+        if isinstance(fd, bool) or not isinstance(fd, int):
+            raise TypeError(f"{what}: the fd must be an int, not {type(fd).__name__}")
+        if fd < 0:
+            raise error_for(errno.EBADF, f"{what}: the fd is not open (a negative fd)")
+        try:
+            progs.prog_info(fd, map_ids=False)
+        except BPFError as exc:
+            # BPF_OBJ_GET_INFO_BY_FD reports an fd that is not open as EBADFD, not EBADF.
+            why = "the fd is not open" if exc.errno in (errno.EBADF, errno.EBADFD) else \
+                "not a BPF program"
+            raise error_for(exc.errno, f"{what}: {why} ({exc.strerror})") from None
+        # The info call succeeds on a map or link fd too (it fills in that object's info):
+        # only the fd's kind tells them apart.
+        check_kind(fd, "program", what)
+        return cls._adopt(ops.dup(fd), what=what)
 
     @staticmethod
     def ids() -> Iterator[int]:
@@ -191,17 +222,28 @@ class Program(KernelObject):
         """The instructions as the kernel rewrote them (for disassembly)."""
         return progs.prog_xlated(self.fd, self._info.xlated_size)
 
-    def test_run(self, data: bytes = b"", ctx: bytes | None = None, repeat: int = 1, *,
-                 data_out_size: int | None = None) -> TestRun:
+    def test_run(self, data: bytes | bytearray | memoryview = b"",
+                 ctx: bytes | bytearray | memoryview | None = None, repeat: int = 1, *,
+                 data_out_size: int | None = None) -> RunResult:
         """Run the program in the kernel on ``data`` (BPF_PROG_TEST_RUN).
 
-        Returns the return value, the output data (the packet after the program ran) and the
-        mean duration per run in ns. Supported for the program types the kernel can test
-        (socket filters, XDP, tc, cgroup_skb, flow dissector, raw tracepoints, syscall, ...).
+        Returns the return value, the output data (the packet after the program ran, at most
+        ``data_out_size`` bytes: default ``len(data) + 256``) and the mean duration per run
+        in ns. Supported for the program types the kernel can test (socket filters, XDP, tc,
+        cgroup_skb, flow dissector, raw tracepoints, syscall, ...).
+
+        Raises TypeError when ``data``/``ctx`` are not bytes or a count is not an int,
+        :class:`InvalidArgumentError` when ``repeat`` is outside 1..2**32-1 or
+        ``data_out_size`` outside 1..64 MiB (before calling the kernel), and a
+        :class:`BPFError` with errno ENOSPC when the output is larger than ``data_out_size``.
         """
-        if repeat < 1:
-            raise InvalidArgumentError(errno.EINVAL, f"test_run {self._desc}: repeat must be "
-                                       f">= 1, got {repeat}")
+        what = f"test_run {self._desc}"
+        data = _test_bytes(what, "data", data)
+        ctx = _test_bytes(what, "ctx", ctx) if ctx is not None else None
+        _test_count(what, "repeat", repeat, _U32_MAX)
+        if data_out_size is not None:
+            _test_count(what, "data_out_size", data_out_size, progs.TEST_RUN_MAX,
+                        hint="leave it None for len(data) + 256")
         kw: dict[str, Any] = {}
         if self.type in _CTX_ONLY:
             # These types run once on a context only: the kernel wants repeat and ctx_out 0
@@ -209,22 +251,41 @@ class Program(KernelObject):
             kw = dict(repeat=0, ctx_out_size=0, ctx_in_place=self.type == ProgramType.SYSCALL)
         else:
             kw = dict(repeat=repeat, data_out_size=data_out_size)
-        try:
-            r = progs.prog_test_run(self.fd, bytes(data), ctx, **kw)
-        except BPFError as exc:
+        r = progs.prog_test_run(self.fd, data, ctx, **kw)
+        if r.error == errno.ENOSPC:
+            have = len(data) + 256 if data_out_size is None else data_out_size
+            raise error_for(r.error, f"{what}: the output is {r.data_size_out} bytes, more "
+                            f"than data_out_size={have}",
+                            hint=f"pass data_out_size={r.data_size_out} or more")
+        if r.error:
             hint = ""
-            if exc.errno in (errno.EINVAL, errno.ENOTSUP, 524):
+            if r.error in (errno.EINVAL, errno.ENOTSUP, 524):
                 hint = ("the kernel cannot test-run this program type with this input: "
                         "packet programs need at least an Ethernet header (14 bytes); "
                         "raw tracepoint and syscall programs take ctx= only")
-            raise error_for(exc.errno, f"test_run {self._desc}: {exc.strerror}",
-                            hint=hint) from None
-        return TestRun(r.retval, r.data, r.duration_ns, r.ctx)
+            raise error_for(r.error, f"{what}: {os.strerror(r.error)}", hint=hint)
+        return RunResult(r.retval, r.data, r.duration_ns, r.ctx)
 
     def __repr__(self) -> str:
         tname = getattr(self.type, "name", str(self.type))
         state = f"fd={self._fd}" if self._fd >= 0 else "closed"
         return f"<Program {tname} {self.name!r} id={self.id} {state}>"
+
+
+def _test_bytes(what: str, name: str, value: object) -> bytes:
+    if not isinstance(value, bytes | bytearray | memoryview):
+        extra = f"; for {value} zero bytes pass bytes({value})" if type(value) is int else ""
+        raise TypeError(f"{what}: {name} must be bytes, bytearray or memoryview, not "
+                        f"{type(value).__name__}{extra}")
+    return bytes(value)
+
+
+def _test_count(what: str, name: str, value: object, hi: int, hint: str = "") -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what}: {name} must be an int, not {type(value).__name__}")
+    if not 1 <= value <= hi:
+        raise InvalidArgumentError(errno.EINVAL, f"{what}: {name} must be between 1 and {hi}, "
+                                   f"got {value}", hint=hint)
 
 
 def _prog_info(fd: int) -> ProgramInfo:
