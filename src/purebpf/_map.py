@@ -274,8 +274,8 @@ class Map(KernelObject):
         return self._info.flags
 
     def clone(self) -> Map:
-        """Another Map object for the same kernel map, with its own fd and buffers (for
-        element calls from another thread)."""
+        """Another Map object for the same kernel map, with its own fd, buffers and lock
+        (one Map may be shared between threads; a clone never waits for the other's lock)."""
         return Map._adopt(ops.dup(self.fd), self.spec)
 
     def info(self) -> MapInfo:
