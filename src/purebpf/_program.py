@@ -5,13 +5,14 @@ from __future__ import annotations
 import dataclasses
 import errno
 import os
-import struct
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 from ._introspect import check_kind, fdinfo
 from ._map import Map
+from .asm.instruction import NATIVE, ByteOrder
 from .asm.opcodes import LD_IMM64, Pseudo
+from .elf.link import insn_at
 from ._object import KernelObject, iter_ids, open_pinned
 from ._spec import ProgramSpec
 from ._sys import ops, progs
@@ -61,8 +62,13 @@ class RunResult:
     ctx: bytes = b""
 
 
-def patch_references(spec: ProgramSpec, maps: Mapping[str, Map]) -> bytes:
-    """The program's instructions with every ld_imm64 reference pointing at its map's fd."""
+def patch_references(spec: ProgramSpec, maps: Mapping[str, Map], *,
+                     byteorder: ByteOrder = NATIVE) -> bytes:
+    """The program's instructions with every ld_imm64 reference pointing at its map's fd.
+
+    ``byteorder`` is the instructions' (the object's; a loadable object is in the host's):
+    big-endian BPF swaps the register nibbles as well as the fields.
+    """
     insns = bytearray(spec.insn_bytes())
     for ref in spec.references:
         at = ref.index * 8
@@ -76,9 +82,10 @@ def patch_references(spec: ProgramSpec, maps: Mapping[str, Map]) -> bytes:
                 errno.EINVAL, f"load program {spec.name!r}: instruction {ref.index} uses map "
                 f"{ref.target!r}, which was not given", hint=f"known maps: {sorted(maps)}")
         src = Pseudo.MAP_FD if ref.kind == "map" else Pseudo.MAP_VALUE
-        insns[at + 1] = (insns[at + 1] & 0x0F) | (src << 4)
-        struct.pack_into("<i", insns, at + 4, target.fd)
-        struct.pack_into("<i", insns, at + 12, ref.offset if ref.kind != "map" else 0)
+        first = insn_at(insns, ref.index, byteorder)._replace(src=src, imm=target.fd)
+        second = insn_at(insns, ref.index + 1, byteorder)._replace(
+            imm=ref.offset if ref.kind != "map" else 0)
+        insns[at:at + 16] = first.pack(byteorder) + second.pack(byteorder)
     return bytes(insns)
 
 

@@ -5,6 +5,10 @@ global functions in ``.text``, and callbacks whose address it takes, e.g. for bp
 appended after it, as the kernel expects one instruction stream per program. ld_imm64
 instructions that name maps or global data become :class:`Reference` entries resolved at load
 time. func_info, line_info and CO-RE relocations from .BTF.ext follow their instructions.
+
+Instructions and records are read and written in the object's byte order (bpfeb objects
+swap the register nibbles as well as the multi-byte fields), so the output is in the same
+byte order as the input.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .._spec import ProgramSpec, Reference
+from ..asm.instruction import NATIVE, ByteOrder, Fields
 from ..asm.opcodes import BPF_X, LD_IMM64, CallKind, Class, JumpOp, Mode, Pseudo, Size
 from ..types import ProgramType
 from ..errors import InvalidArgumentError, NotSupportedError
@@ -30,6 +35,19 @@ _LDX_DW = Class.LDX | Mode.MEM | Size.U64.code
 _PSEUDO_CALL = CallKind.LOCAL
 _PSEUDO_KFUNC_CALL = CallKind.KFUNC
 _PSEUDO_FUNC = Pseudo.FUNC
+_PREFIX = {"little": "<", "big": ">"}
+
+
+def insn_at(insns: bytes | bytearray, slot: int, byteorder: ByteOrder) -> Fields:
+    """The fields of instruction slot ``slot``, decoded in ``byteorder``."""
+    code, regs, off, imm = struct.unpack_from(_PREFIX[byteorder] + "BBhi", insns, slot * 8)
+    if byteorder == "little":
+        return Fields(code, regs & 0x0F, regs >> 4, off, imm)
+    return Fields(code, regs >> 4, regs & 0x0F, off, imm)
+
+
+def _put(insns: bytearray, slot: int, fields: Fields, byteorder: ByteOrder) -> None:
+    insns[slot * 8:slot * 8 + 8] = fields.pack(byteorder)
 
 
 @dataclasses.dataclass
@@ -77,6 +95,7 @@ class Linker:
         self.data = data or {}
         self.resolve_map = resolve_map
         self.ext = ext or {}
+        self.order: ByteOrder = "little" if obj.little_endian else "big"
         self.funcs: dict[tuple[int, int], _Func] = {}
         self.sites: dict[tuple[int, int], list[_Site]] = {}
         for sec in obj.sections:
@@ -108,23 +127,24 @@ class Linker:
         data = f.section.data
         sites: list[_Site] = []
         for slot in range(f.start, f.start + f.length):
-            op, regs, _off, imm = struct.unpack_from("<BBhi", data, slot * 8)
+            op, _dst, src, _off, imm = insn_at(data, slot, self.order)
             rel = relocs.get(slot)
-            src = regs >> 4
             local = slot - f.start
-            if op == _CALL and src == _PSEUDO_CALL:
+            # A call relocated against an undefined symbol is a kfunc, whatever src says
+            # (clang marks it as a local call).
+            if op == _CALL and (src == _PSEUDO_KFUNC_CALL or
+                                rel is not None and rel.symbol.section == 0):
+                name = rel.symbol.name if rel is not None else "?"
+                raise NotSupportedError(errno.EOPNOTSUPP, f"link {f.name!r}: calls kernel "
+                                        f"function {name!r} (kfunc), which purebpf does not "
+                                        "resolve yet", feature="kfunc calls")
+            elif op == _CALL and src == _PSEUDO_CALL:
                 if rel is not None:
                     sym = rel.symbol
                     target = (sym.section, sym.value // 8 + imm + 1)
                 else:
                     target = (f.section.index, slot + imm + 1)
                 sites.append(_Site(local, "call", target))
-            elif op == _CALL and src == _PSEUDO_KFUNC_CALL or (
-                    op == _CALL and rel is not None and rel.symbol.section == 0):
-                name = rel.symbol.name if rel is not None else "?"
-                raise NotSupportedError(errno.EOPNOTSUPP, f"link {f.name!r}: calls kernel "
-                                        f"function {name!r} (kfunc), which purebpf does not "
-                                        "resolve yet", feature="kfunc calls")
             elif op == _LD_IMM64 and rel is not None:
                 sym = rel.symbol
                 if sym.section == 0:
@@ -200,20 +220,24 @@ class Linker:
                 if s.kind in ("call", "func_addr"):
                     assert isinstance(s.target, tuple)
                     rel = placed[s.target] - at - 1
-                    struct.pack_into("<i", insns, at * 8 + 4, rel)
+                    fields = insn_at(insns, at, self.order)._replace(imm=rel)
                     if s.kind == "func_addr":
-                        insns[at * 8 + 1] = (insns[at * 8 + 1] & 0x0F) | (_PSEUDO_FUNC << 4)
-                        struct.pack_into("<i", insns, at * 8 + 12, 0)
+                        fields = fields._replace(src=_PSEUDO_FUNC)
+                        _put(insns, at + 1, insn_at(insns, at + 1, self.order)._replace(imm=0),
+                             self.order)
+                    _put(insns, at, fields, self.order)
                 else:
                     refs.append(Reference(at, str(s.target), s.kind, s.offset))
-        lower_indirect_helper_calls(insns, refs, self.data)
-        spec = ProgramSpec(name=entry.name, type=ProgramType.UNSPEC, instructions=bytes(insns), references=refs,
-                           license=self.license())
+        lower_indirect_helper_calls(insns, refs, self.data, self.order)
+        spec = ProgramSpec(name=entry.name, type=ProgramType.UNSPEC, instructions=bytes(insns),
+                           references=refs, license=self.license())
         return self._with_ext(spec, order, placed)
 
     def _with_ext(self, spec: ProgramSpec, order: list[_Func],
                   placed: dict[tuple[int, int], int]) -> ProgramSpec:
         fi, li, cr = bytearray(), bytearray(), bytearray()
+        # The kernel reads these records in its own byte order, the object's.
+        p = _PREFIX[self.order]
         for f in order:
             ext = self.ext.get(f.section.name)
             if ext is None:
@@ -221,13 +245,13 @@ class Linker:
             lo, hi, shift = f.start * 8, (f.start + f.length) * 8, placed[f.key] - f.start
             for off, tid in ext.func_info:
                 if lo <= off < hi:
-                    fi += struct.pack("<II", off // 8 + shift, tid)
+                    fi += struct.pack(p + "II", off // 8 + shift, tid)
             for off, file_off, line_off, col in ext.line_info:
                 if lo <= off < hi:
-                    li += struct.pack("<IIII", off // 8 + shift, file_off, line_off, col)
+                    li += struct.pack(p + "IIII", off // 8 + shift, file_off, line_off, col)
             for off, tid, access, kind in ext.core_relos:
                 if lo <= off < hi:
-                    cr += struct.pack("<IIII", off + shift * 8, tid, access, kind)
+                    cr += struct.pack(p + "IIII", off + shift * 8, tid, access, kind)
         return spec.replace(func_info=bytes(fi), func_info_rec_size=8 if fi else 0,
                             line_info=bytes(li), line_info_rec_size=16 if li else 0,
                             core_relos=bytes(cr), core_relo_rec_size=16 if cr else 0)
@@ -242,38 +266,38 @@ class Linker:
 _WRITES_DST = (0x00, 0x01, 0x04, 0x07)  # instruction classes LD, LDX, ALU, ALU64
 
 
-def _jump_targets(insns: bytes | bytearray) -> set[int]:
+def _jump_targets(insns: bytes | bytearray, byteorder: ByteOrder) -> set[int]:
     targets = set()
     n = len(insns) // 8
     for i in range(n):
         op = insns[i * 8]
         cls, code = op & 0x07, op & 0xF0
         if cls in (0x05, 0x06) and code not in (0x80, 0x90):  # not call, not exit
-            off, imm = struct.unpack_from("<hi", insns, i * 8 + 2)
+            _, _, _, off, imm = insn_at(insns, i, byteorder)
             targets.add(i + 1 + (imm if cls == 0x06 and code == 0x00 else off))
     return targets
 
 
 def lower_indirect_helper_calls(insns: bytearray, refs: list[Reference],
-                                data: Mapping[str, bytes]) -> int:
+                                data: Mapping[str, bytes], byteorder: ByteOrder = NATIVE
+                                ) -> int:
     """Turn clang -O0's helper calls into direct ones; returns how many were rewritten.
 
     Without optimisation, clang calls a helper through the constant function pointer that
     bpf_helpers.h declares (``= (void *) 1``): it loads the pointer from global data and
     emits ``callx``, which the kernel does not accept. Within a basic block, a ``callx rN``
-    whose rN was loaded from such a constant becomes ``call N``.
+    whose rN was loaded from such a constant becomes ``call N``. ``insns`` and the global
+    data are in ``byteorder`` (the object's).
     """
     addr = {r.index: r for r in refs if r.kind == "map_value"}
-    targets = _jump_targets(insns)
+    targets = _jump_targets(insns, byteorder)
     known: dict[int, tuple[str, str, int] | tuple[str, int]] = {}
     done = 0
     i, n = 0, len(insns) // 8
     while i < n:
         if i in targets:
             known.clear()
-        op, regs = insns[i * 8], insns[i * 8 + 1]
-        dst, src = regs & 0x0F, regs >> 4
-        off = struct.unpack_from("<h", insns, i * 8 + 2)[0]
+        op, dst, src, off, _imm = insn_at(insns, i, byteorder)
         if op == _LD_IMM64:
             ref = addr.get(i)
             if ref is not None:
@@ -286,7 +310,7 @@ def lower_indirect_helper_calls(insns: bytearray, refs: list[Reference],
             _, target, base = known[src]  # type: ignore[misc]
             blob = data.get(str(target), b"")
             at = int(base) + off
-            value = int.from_bytes(blob[at:at + 8], "little") if at + 8 <= len(blob) else 0
+            value = int.from_bytes(blob[at:at + 8], byteorder) if at + 8 <= len(blob) else 0
             if 0 < value < 1 << 16:
                 known[dst] = ("helper", value)
             else:
@@ -294,7 +318,7 @@ def lower_indirect_helper_calls(insns: bytearray, refs: list[Reference],
         elif op == _CALLX:
             helper = known.get(dst)
             if helper is not None and helper[0] == "helper":
-                struct.pack_into("<BBhi", insns, i * 8, _CALL, 0, 0, int(helper[1]))
+                _put(insns, i, Fields(_CALL, 0, 0, 0, int(helper[1])), byteorder)
                 done += 1
             for reg in range(6):
                 known.pop(reg, None)
