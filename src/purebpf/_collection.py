@@ -15,7 +15,7 @@ import sys
 from typing import Any
 
 from . import features
-from ._map import Map
+from ._map import Map, MmapArray
 from ._mapofmaps import MapOfMaps
 from ._program import Program
 from ._sys import ops
@@ -47,18 +47,11 @@ class Variable:
         self.readonly = spec.readonly
         self._map = data_map
 
-    def _mapping(self) -> Any:
-        """The data map's mmap, None when it has none; raises ClosedError once closed."""
-        self._map.fd  # noqa: B018 - raises ClosedError once closed
-        # MmapArray's mapping of its values; element 0 (the section) starts at offset 0.
-        return getattr(self._map, "_mm", None)
-
     @property
     def raw(self) -> bytes:
         """The variable's bytes as the program sees them now."""
-        mm = self._mapping()
-        if mm is not None:
-            return bytes(mm[self.offset:self.offset + self.size])
+        if isinstance(self._map, MmapArray):
+            return self._map.read(0, self.offset, self.size)
         whole = bytes(self._map[0])
         return whole[self.offset:self.offset + self.size]
 
@@ -91,19 +84,20 @@ class Variable:
         if self.readonly:
             raise BPFPermissionError(errno.EPERM, f"{what}: it is in .rodata, frozen at load",
                                      hint="set it in the CollectionSpec before loading")
-        mm = self._mapping()
-        if mm is None:
+        self._map.fd  # noqa: B018 - raises ClosedError once closed
+        if not isinstance(self._map, MmapArray):
             raise NotSupportedError(
                 errno.EOPNOTSUPP, f"{what}: its data map {self._map._desc} is not "
                 "BPF_F_MMAPABLE, and writing the whole section would undo the program's "
                 "writes to the other variables in it", feature="BPF_F_MMAPABLE",
                 hint="set it in the CollectionSpec before loading, or write the map's "
                      "element 0 whole if no program writes that section")
-        if not getattr(self._map, "_writable", False):
-            raise BPFPermissionError(errno.EPERM, f"{what}: its data map "
-                                     f"{self._map._desc} is frozen")
         data = self._encode(value, what)
-        mm[self.offset:self.offset + self.size] = data
+        try:
+            self._map.write(0, self.offset, data)
+        except BPFPermissionError:
+            raise BPFPermissionError(errno.EPERM, f"{what}: its data map "
+                                     f"{self._map._desc} is frozen") from None
 
     def _encode(self, value: Any, what: str) -> bytes:
         if isinstance(value, bytes | bytearray | memoryview):
