@@ -10,6 +10,7 @@ from ._collection import Variable as Variable
 from ._collection import load as load
 from ._map import Map as Map
 from ._map import MapInfo as MapInfo
+from ._map import KeylessMap as KeylessMap
 from ._map import MmapArray as MmapArray
 from ._mapofmaps import MapOfMaps as MapOfMaps
 from ._program import Program as Program
@@ -34,6 +35,8 @@ from .errors import KeyNotFoundError as KeyNotFoundError
 from .errors import MapFullError as MapFullError
 from .errors import MapMismatchError as MapMismatchError
 from .errors import NotSupportedError as NotSupportedError
+from .errors import PinExistsError as PinExistsError
+from .errors import PinNotFoundError as PinNotFoundError
 from .errors import VerifierError as VerifierError
 from .types import AttachType as AttachType
 from .types import MapFlags as MapFlags
@@ -61,5 +64,6 @@ __all__ = [
     "MmapArray", "NotSupportedError", "UpdateFlags", "features", "AttachType", "Program",
     "ProgramInfo", "ProgramSpec", "ProgramType", "Reference", "RunResult", "VerifierError",
     "Collection", "CollectionSpec", "Variable", "VariableSpec", "load", "possible_cpus",
-    "BTFHandle", "BTFInfo", "asm", "MapMismatchError",
+    "BTFHandle", "BTFInfo", "asm", "MapMismatchError", "PinExistsError", "PinNotFoundError",
+    "KeylessMap",
 ]
