@@ -133,10 +133,10 @@ class KernelObject:
             elif exc.errno in (errno.EPERM, errno.EINVAL, errno.ENOENT):
                 hint = (f"is {os.path.dirname(p) or '.'} in a mounted bpffs "
                         "(mount -t bpf bpf /sys/fs/bpf)?")
-            cls = PinExistsError if exc.errno == errno.EEXIST else None
             what = f"pin {self._desc} at {p!r}: {exc.strerror}"
-            raise (cls(exc.errno, what, hint=hint) if cls else
-                   error_for(exc.errno, what, hint=hint)) from None
+            if exc.errno == errno.EEXIST:
+                raise PinExistsError(errno.EEXIST, what, hint=hint) from None
+            raise error_for(exc.errno, what, hint=hint) from None
         self._pin_path = p
 
     def unpin(self, path: str | os.PathLike[str] | None = None) -> None:
