@@ -52,7 +52,7 @@ class ProgramInfo:
 class RunResult:
     """Result of :meth:`Program.test_run`: return value, output packet/context, ns per run.
 
-    (Called ``TestRun`` before 0.2; that name still works, with a DeprecationWarning.)
+    Formerly ``TestRun``: ``purebpf.TestRun`` still works, with a DeprecationWarning.
     """
 
     __test__: ClassVar[bool] = False  # not a test class, however a test module imports it
