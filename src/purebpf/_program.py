@@ -163,7 +163,13 @@ class Program(KernelObject):
 
     @classmethod
     def from_id(cls, prog_id: int) -> Program:
-        """Open the program with kernel id ``prog_id`` (needs CAP_SYS_ADMIN)."""
+        """Open the program with kernel id ``prog_id`` (needs CAP_SYS_ADMIN).
+
+        Raises BPFError (ENOENT) when there is no such program, InvalidArgumentError
+        (EINVAL) for an id outside the kernel's u32 range."""
+        if not 0 <= prog_id <= _U32_MAX:
+            raise InvalidArgumentError(errno.EINVAL, f"open program id {prog_id}: program ids "
+                                       f"are 1..{_U32_MAX}")
         try:
             fd = progs.fd_by_id("prog", prog_id)
         except BPFError as exc:

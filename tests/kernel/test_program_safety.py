@@ -233,6 +233,15 @@ def test_from_fd_on_a_closed_fd() -> None:
     assert "open program from fd -1: the fd is not open" in str(info2.value)
 
 
+@pytest.mark.parametrize("prog_id", [2**32, -1], ids=["2**32", "negative"])
+def test_from_id_refuses_an_id_the_kernel_field_cannot_hold(prog_id: int) -> None:
+    # Before: 2**32 was truncated to id 0 and reported as "no such program" (ENOENT).
+    with pytest.raises(InvalidArgumentError) as info:
+        Program.from_id(prog_id)
+    assert info.value.errno == errno.EINVAL
+    assert f"open program id {prog_id}: program ids are 1..{2**32 - 1}" in str(info.value)
+
+
 def test_from_pin_then_unpin(xdp: Program, bpffs: str) -> None:  # noqa: F811
     path = os.path.join(bpffs, "safety_prog")
     xdp.pin(path)

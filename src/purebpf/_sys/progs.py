@@ -192,18 +192,23 @@ def prog_test_run(fd: int, data: bytes = b"", ctx: bytes | None = None, *, repea
                          ctx_size_out=int(attr.ctx_size_out))
 
 
+def _info_attr(fd: int, info: ctypes.Structure) -> InfoAttr:
+    return checked(InfoAttr, "BPF_OBJ_GET_INFO_BY_FD", bpf_fd=fd, info_len=ctypes.sizeof(info),
+                   info=ctypes.addressof(info))
+
+
 def prog_info(fd: int, *, map_ids: bool = True) -> tuple[BpfProgInfo, list[int]]:
     """BPF_OBJ_GET_INFO_BY_FD for a program, with the ids of the maps it uses."""
     info = BpfProgInfo()
-    attr = checked(InfoAttr, "BPF_OBJ_GET_INFO_BY_FD", bpf_fd=fd, info_len=ctypes.sizeof(info),
-                   info=ctypes.addressof(info))
+    attr = _info_attr(fd, info)
     bpf(C.Cmd.BPF_OBJ_GET_INFO_BY_FD, attr)
     ids: list[int] = []
     if map_ids and info.nr_map_ids:
         n = info.nr_map_ids
         arr = (ctypes.c_uint32 * n)()
-        info2 = BpfProgInfo(nr_map_ids=n, map_ids=ctypes.addressof(arr))
-        attr = InfoAttr(bpf_fd=fd, info_len=ctypes.sizeof(info2), info=ctypes.addressof(info2))
+        info2 = checked(BpfProgInfo, "BPF_OBJ_GET_INFO_BY_FD", nr_map_ids=n,
+                        map_ids=ctypes.addressof(arr))
+        attr = _info_attr(fd, info2)
         bpf(C.Cmd.BPF_OBJ_GET_INFO_BY_FD, attr)
         ids = list(arr[:min(n, info2.nr_map_ids)])
     return info, ids
@@ -214,7 +219,7 @@ def prog_xlated(fd: int, size: int) -> bytes:
     buf = ctypes.create_string_buffer(max(size, 1))
     info = checked(BpfProgInfo, "BPF_OBJ_GET_INFO_BY_FD", xlated_prog_len=size,
                    xlated_prog_insns=ctypes.addressof(buf))
-    attr = InfoAttr(bpf_fd=fd, info_len=ctypes.sizeof(info), info=ctypes.addressof(info))
+    attr = _info_attr(fd, info)
     bpf(C.Cmd.BPF_OBJ_GET_INFO_BY_FD, attr)
     return buf.raw[:info.xlated_prog_len]
 
@@ -241,12 +246,12 @@ def fd_by_id(kind: str, obj_id: int) -> int:
 def btf_info(fd: int) -> tuple[BpfBtfInfo, bytes, str]:
     """BPF_OBJ_GET_INFO_BY_FD for a BTF object: (info, raw BTF bytes, name)."""
     info = BpfBtfInfo()
-    attr = InfoAttr(bpf_fd=fd, info_len=ctypes.sizeof(info), info=ctypes.addressof(info))
+    attr = _info_attr(fd, info)
     bpf(C.Cmd.BPF_OBJ_GET_INFO_BY_FD, attr)
     data = ctypes.create_string_buffer(max(info.btf_size, 1))
     name = ctypes.create_string_buffer(256)
-    info2 = BpfBtfInfo(btf=ctypes.addressof(data), btf_size=info.btf_size,
-                       name=ctypes.addressof(name), name_len=256)
-    attr = InfoAttr(bpf_fd=fd, info_len=ctypes.sizeof(info2), info=ctypes.addressof(info2))
+    info2 = checked(BpfBtfInfo, "BPF_OBJ_GET_INFO_BY_FD", btf=ctypes.addressof(data),
+                    btf_size=info.btf_size, name=ctypes.addressof(name), name_len=256)
+    attr = _info_attr(fd, info2)
     bpf(C.Cmd.BPF_OBJ_GET_INFO_BY_FD, attr)
     return info2, data.raw[:info2.btf_size], name.value.decode(errors="replace")
