@@ -267,7 +267,8 @@ class MapOfMaps(Map):
         return self._elem_error(op, key, code)
 
     def swap(self, key: Any, new: Map) -> Map | None:
-        """Put ``new`` at ``key`` in one update and return the previous inner map (or None).
+        """Put ``new`` at ``key`` in one update and return the previous inner map (or None),
+        as a handle the caller owns.
 
         Programs see the old map or the new one, never a mix; when this returns, no running
         program still uses the old one (the kernel waited a grace period).
@@ -278,11 +279,17 @@ class MapOfMaps(Map):
                 old = self[key]
             except KeyNotFoundError:
                 old = None
-            self.update(key, new)
+            try:
+                self.update(key, new)
+            except BaseException:
+                if old is not None:
+                    old.close()
+                raise
         return old
 
     def pop(self, key: Any = _MISSING, default: Any = _MISSING) -> Any:
-        """Remove the inner map at ``key`` and return it (open, so still usable).
+        """Remove the inner map at ``key`` and return it (a handle the caller owns, so still
+        usable).
 
         The kernel has no lookup-and-delete for outer maps: this is a lookup and a delete,
         made atomic against other callers of this object."""
@@ -293,7 +300,11 @@ class MapOfMaps(Map):
                 if default is _MISSING:
                     raise
                 return default
-            del self[key]
+            try:
+                del self[key]
+            except BaseException:
+                inner.close()
+                raise
             return inner
 
     @contextlib.contextmanager
