@@ -340,12 +340,25 @@ class Map(KernelObject):
         try:
             ops.map_freeze(fd)
         except BPFError as exc:
-            # EPERM here is a map already frozen or an fd without write access, not privileges.
-            hint = {errno.EPERM: "the map is already frozen or the fd is read-only",
-                    errno.EBUSY: "a writable mmap of the map is open (another MmapArray "
-                                 "object, or another process)"}.get(exc.errno or 0, "")
-            raise error_for(exc.errno, f"freeze {self._desc}: {exc.strerror}",
-                            hint=hint) from None
+            raise self._freeze_error(exc) from None
+
+    def _freeze_error(self, exc: BPFError) -> BPFError:
+        """Explain a refused BPF_MAP_FREEZE. Freezing a frozen map is EBUSY on older
+        kernels (6.1) and EPERM on newer ones (6.18 checks write permission first, and a
+        frozen map has none): fdinfo's ``frozen`` tells that case from the others on both."""
+        code = exc.errno or errno.EIO
+        what = f"freeze {self._desc}"
+        if code in (errno.EBUSY, errno.EPERM) and self.fdinfo().get("frozen") == "1":
+            return BPFPermissionError(code, f"{what}: the map is already frozen", hint="")
+        if code == errno.EPERM:
+            return BPFPermissionError(code, f"{what}: not permitted",
+                                      hint="the fd is read-only (BPF_F_RDONLY), or the "
+                                           "process lacks CAP_BPF")
+        if code == errno.EBUSY:
+            hint = ("a writable mmap of the map is open (another MmapArray object, or "
+                    "another process)" if self.flags & MapFlags.MMAPABLE else "")
+            return error_for(code, f"{what}: the map is busy", hint=hint)
+        return error_for(code, f"{what}: {exc.strerror}")
 
     # -- errors -----------------------------------------------------------------------------
     def _elem_error(self, op: str, key: Any, code: int | None = None) -> BPFError:

@@ -151,7 +151,7 @@ def test_outer_lookups_never_miss_a_slot_that_is_never_empty() -> None:
             with outer.new_inner() as m:
                 outer[k] = m
         misses: list[str] = []
-        lookups = [0]
+        lookups, replaced = [0], [0]
 
         def reader(stop: threading.Event) -> None:
             while not stop.is_set():
@@ -194,7 +194,8 @@ def test_outer_lookups_never_miss_a_slot_that_is_never_empty() -> None:
                 finally:
                     for m in maps:
                         m.close()
+                replaced[0] += 1
 
         run_threads([reader, reader, walker, replacer], seconds=3.0)
-        assert lookups[0] > 100
+        assert lookups[0] and replaced[0]  # both sides ran (how often depends on the machine)
         assert not misses, f"{len(misses)} spurious misses, e.g. {misses[:3]}"
