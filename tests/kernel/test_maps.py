@@ -367,7 +367,7 @@ def test_freeze_then_update_is_permission_error() -> None:
             assert "frozen" in e.hint
         with pytest.raises(BPFPermissionError) as info2:
             m.freeze()
-        # EBUSY before Linux 6.4, EPERM since: the same error and words on both
+        # EBUSY on 6.1, EPERM on 6.18: the same error and words on both
         assert info2.value.errno in (errno.EPERM, errno.EBUSY)
         assert str(info2.value).startswith(f"freeze map '{m.name}' (HASH id={m.id}): the map "
                                            "is already frozen")
