@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import errno
 import os
+import re
+import struct
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
@@ -352,6 +354,46 @@ def _diagnose(log: str) -> str:
     return "; ".join(hints)
 
 
+_INSN_LINE = re.compile(r"(\d+): \(")
+
+
+def _source_location(spec: ProgramSpec, log: str) -> str:
+    """``file:line`` of the log's last source annotation, from the line info submitted with
+    the program, when the kernel printed the source without it (6.1 does; 6.18 appends
+    `` @ file:line`` itself). '' when the log has it already or nothing can say."""
+    lines = log.splitlines()
+    for i in range(len(lines) - 1, -1, -1):
+        if not lines[i].startswith("; "):
+            continue
+        if " @ " in lines[i] or not spec.line_info or spec.btf is None:
+            return ""
+        for after in lines[i + 1:]:  # the annotation covers the instructions that follow
+            m = _INSN_LINE.match(after)
+            if m:
+                return _line_of(spec, int(m.group(1)))
+        return ""
+    return ""
+
+
+def _line_of(spec: ProgramSpec, insn: int) -> str:
+    """``file:line`` of the line-info record covering instruction ``insn``."""
+    size = spec.line_info_rec_size or 16
+    data = spec.line_info
+    best = None
+    for at in range(0, len(data) - 15, size):
+        off, file_off, _, line_col = struct.unpack_from("=IIII", data, at)
+        if off <= insn and (best is None or off >= best[0]):
+            best = (off, file_off, line_col)
+    if best is None:
+        return ""
+    strings = getattr(spec.btf, "strings", None)
+    try:
+        name = strings.get(best[1]) if strings is not None else ""
+    except Exception:  # a malformed string offset: say nothing rather than fail the error
+        name = ""
+    return f"{os.path.basename(name)}:{best[2] >> 10}" if name else ""
+
+
 def _load_error(spec: ProgramSpec, code: int, log: str) -> BPFError:
     what = f"load program {spec.name!r} ({spec.type.name})"
     if code == errno.EPERM:
@@ -364,7 +406,8 @@ def _load_error(spec: ProgramSpec, code: int, log: str) -> BPFError:
     if log.strip():
         hint = ""
         hint = _diagnose(log)
-        return VerifierError(code, f"{what}: the verifier refused it", log=log, hint=hint)
+        return VerifierError(code, f"{what}: the verifier refused it", log=log, hint=hint,
+                             location=_source_location(spec, log))
     if code in (errno.EINVAL, 524, errno.EOPNOTSUPP):
         from . import features
 

@@ -178,16 +178,24 @@ class VerifierError(BPFError):
     info, the C source line the verifier was at.
     """
 
-    def __init__(self, code: int, message: str, *, log: str, hint: str = "") -> None:
+    def __init__(self, code: int, message: str, *, log: str, hint: str = "",
+                 location: str = "") -> None:
         super().__init__(code, message, hint=hint)
         self.log = log
+        self.location = location
+        """``file:line`` of the last source annotation, computed by purebpf from the line
+        info it submitted, for kernels whose log does not print it (6.1); '' otherwise."""
 
     @property
     def source_line(self) -> str:
-        """The last ``; source @ file:line`` annotation in the log ('' if none)."""
+        """The last ``; source @ file:line`` annotation in the log ('' if none); ``@
+        file:line`` is added from :attr:`location` where the kernel printed the source only."""
         for line in reversed(self.log.splitlines()):
             if line.startswith("; "):
-                return line[2:].strip()
+                text = line[2:].strip()
+                if self.location and " @ " not in text:
+                    text = f"{text} @ {self.location}"
+                return text
         return ""
 
     @property
@@ -207,8 +215,10 @@ class VerifierError(BPFError):
         return "\n".join(parts)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_make_verifier_error, (self.errno, self.message, self.log, self.hint))
+        return (_make_verifier_error, (self.errno, self.message, self.log, self.hint,
+                                       self.location))
 
 
-def _make_verifier_error(code: int, message: str, log: str, hint: str) -> VerifierError:
-    return VerifierError(code, message, log=log, hint=hint)
+def _make_verifier_error(code: int, message: str, log: str, hint: str,
+                         location: str = "") -> VerifierError:
+    return VerifierError(code, message, log=log, hint=hint, location=location)

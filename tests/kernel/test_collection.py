@@ -349,3 +349,25 @@ def test_struct_keys_and_values_are_dicts_both_ways() -> None:
             flows[key] = {"small": 99}
         flows[key] = bytes(40)  # raw bytes of the exact size always work
         assert flows[key]["packets"] == 0
+
+
+def test_source_location_is_computed_where_the_kernel_log_lacks_it() -> None:
+    """6.1 prints '; <source line>' without ' @ file:line' (6.18 appends it): purebpf computes
+    file:line from the line info it submitted, so the error reads the same on both."""
+    from purebpf._program import _source_location
+
+    with pytest.raises(VerifierError) as info:
+        purebpf.load(DATA / "reject_outer_update.o")
+    log = info.value.log
+    as_on_61 = "\n".join(ln.split(" @ ")[0] if ln.startswith("; ") else ln
+                         for ln in log.splitlines())
+    spec = CollectionSpec.from_file(DATA / "reject_outer_update.o").programs["replace_slot"]
+    if " @ " in log:
+        assert info.value.location == ""  # the kernel said it: nothing added
+    e = VerifierError(errno.EINVAL, "load", log=as_on_61,
+                      location=_source_location(spec, as_on_61))
+    assert e.location == "reject_outer_update.c:24"
+    assert e.source_line == "bpf_map_update_elem(&outer, &key, &fd, BPF_ANY); @ " \
+                            "reject_outer_update.c:24"
+    assert "at: bpf_map_update_elem(&outer, &key, &fd, BPF_ANY); @ reject_outer_update.c:24" \
+        in str(e)
