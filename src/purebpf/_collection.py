@@ -244,9 +244,10 @@ class _Loader:
         btf_fd = self.btf_fd if ms.btf is not None else 0
         try:
             m = Map._create_spec(ms, btf_fd=btf_fd)
-        except BPFError:
-            if not btf_fd:
-                raise
+        except BPFError as exc:
+            if not btf_fd or (isinstance(exc, NotSupportedError) and
+                              exc.feature == "bpf_spin_lock in inner-map templates"):
+                raise  # without BTF, the declared inner maps would not fit the template
             m = Map._create_spec(ms, btf_fd=0)  # the kernel refused the BTF: do without
         self.stack.callback(m.close)
         return m

@@ -24,7 +24,7 @@ from ._sys import ops
 from ._sys.syscall import ElemIO, last_errno
 from .codec import Codec
 from .errors import (BPFError, ClosedError, InvalidArgumentError,
-                     KeyNotFoundError, errno_name, error_for)
+                     KeyNotFoundError, NotSupportedError, errno_name, error_for)
 from .types import MapType, UpdateFlags, flag_names
 
 # How often a lookup re-reads a slot whose inner map went away before it could be opened
@@ -58,7 +58,10 @@ def create_outer(spec: MapSpec, inner_map: Map | None, *, btf_fd: int = 0) -> Ma
         else:
             tmpl = inner_map
         template = tmpl._info.template
-        outer = Map._create_plain(spec, inner_map_fd=tmpl.fd)
+        try:
+            outer = Map._create_plain(spec, inner_map_fd=tmpl.fd)
+        except NotSupportedError as exc:
+            raise _special_template_error(spec, tmpl, exc) from None
         assert isinstance(outer, MapOfMaps)
         outer._template = template
         outer._template_btf_id = tmpl._info.btf_id
@@ -66,6 +69,23 @@ def create_outer(spec: MapSpec, inner_map: Map | None, *, btf_fd: int = 0) -> Ma
             type=template.type, key_size=template.key_size, value_size=template.value_size,
             flags=template.map_flags, max_entries=template.max_entries)
         return outer
+
+
+def _special_template_error(spec: MapSpec, tmpl: Map, exc: NotSupportedError
+                            ) -> NotSupportedError:
+    """Name the cause when the kernel refuses an outer map for its template: Linux 6.1 does
+    so (ENOTSUPP) for a template whose value holds a bpf_spin_lock (or a timer, or kptrs)."""
+    from . import features
+
+    if not tmpl._info.btf_value_type_id or features.has_spin_lock_inner_map():
+        return exc
+    return NotSupportedError(
+        exc.errno or errno.EOPNOTSUPP,
+        f"create {spec.describe()}: this kernel refuses an inner-map template whose value "
+        "holds a bpf_spin_lock (or a bpf_timer or kptr)",
+        feature="bpf_spin_lock in inner-map templates",
+        hint="Linux 6.1 does; newer kernels accept it. Keep the lock out of the inner map's "
+             "value (a separate map of locks), or run a newer kernel")
 
 
 class MapOfMaps(Map):

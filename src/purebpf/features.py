@@ -179,3 +179,114 @@ def has_program_type(prog_type: ProgramType) -> bool:
         close_fd(res.fd)
         return True
     return False
+
+
+# -- instructions: does the verifier accept them? ---------------------------------------------
+def _loads(insns: list[object], prog_type: ProgramType = ProgramType.XDP) -> bool:
+    """Whether a program of these assembler instructions loads."""
+    from .asm import assemble
+
+    res = progs.prog_load(int(prog_type), assemble(insns).encode(), "GPL")  # type: ignore
+    if res.fd >= 0:
+        close_fd(res.fd)
+        return True
+    return False
+
+
+@functools.cache
+def has_isa_v4() -> bool:
+    """BPF ISA v4 instructions (6.6+): sign-extending moves and loads (MOVSX, LDSX), signed
+    division and modulo (SDIV, SMOD), unconditional byte swaps (BSWAP) and 32-bit jumps
+    (GOTOL), which clang emits for ``-mcpu=v4``. Probed by loading ``r0 = (s8)r0``."""
+    from .asm import R0, Exit, Mov, MovSX
+
+    return _loads([Mov(R0, 0), MovSX(R0, R0, 8), Exit()])
+
+
+@functools.cache
+def has_may_goto() -> bool:
+    """The ``may_goto`` instruction (6.9+): a loop the verifier cannot bound is accepted when
+    it offers a way out (``can_loop`` in C). Probed by loading one."""
+    from .asm import R0, Exit, Label, MayGoto, Mov
+
+    return _loads([Mov(R0, 0), MayGoto("out"), Label("out"), Exit()])
+
+
+@functools.cache
+def has_load_acquire() -> bool:
+    """Load-acquire and store-release atomics (6.15+: ``smp_load_acquire`` and
+    ``smp_store_release`` in C). Probed by loading a store-release and a load-acquire."""
+    from .asm import R0, R1, R10, U64, Exit, LoadAcquire, Mov, StoreRelease
+
+    return _loads([Mov(R1, 1), StoreRelease(R10, -8, R1, U64),
+                   LoadAcquire(R0, R10, -8, U64), Exit()])
+
+
+def has_arena() -> bool:
+    """BPF arenas (6.9+): ARENA maps, memory shared by programs and user space, and the
+    ``addr_space_cast`` instruction."""
+    return has_map_type(MapType.ARENA)
+
+
+@functools.cache
+def has_kfunc(name: str) -> bool:
+    """Does the kernel's BTF (vmlinux) have a function ``name``, such as a kfunc like
+    ``bpf_rcu_read_lock`` (6.2+)? Whether a given program type may call it is the
+    verifier's to say at load time. False without kernel BTF."""
+    from .btf import Func
+    from .btf.attach import vmlinux
+    from .btf.errors import BTFError
+
+    try:
+        kernel = vmlinux()
+    except (OSError, BTFError):
+        return False
+    try:
+        kernel.find_id(name, Func)
+    except (BTFError, KeyError, LookupError):
+        return False
+    return True
+
+
+# A BTF object for a map value that holds a bpf_spin_lock:
+#   [1] int (4 bytes, signed)
+#   [2] struct bpf_spin_lock { int val; }
+#   [3] struct val { struct bpf_spin_lock lock; int x; }
+def _spin_lock_btf() -> bytes:
+    import struct
+
+    strings = b"\0int\0bpf_spin_lock\0val\0lock\0x\0"
+    s_int, s_lock_t, s_val, s_lock, s_x = 1, 5, 19, 23, 28
+    types = (struct.pack("=III", s_int, 1 << 24, 4) + struct.pack("=I", 1 << 24 | 32)
+             + struct.pack("=III", s_lock_t, 4 << 24 | 1, 4) + struct.pack("=III", s_val, 1, 0)
+             + struct.pack("=III", s_val, 4 << 24 | 2, 8)
+             + struct.pack("=III", s_lock, 2, 0) + struct.pack("=III", s_x, 1, 32))
+    header = struct.pack("=HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(types), len(types),
+                         len(strings))
+    return header + types + strings
+
+
+@functools.cache
+def has_spin_lock_inner_map() -> bool:
+    """Can an inner-map template's value hold a bpf_spin_lock? Linux 6.1 refuses such a
+    template when the outer map is created (ENOTSUPP); newer kernels accept it (and then
+    compare the special fields of every inner map with the template's)."""
+    res = progs.btf_load(_spin_lock_btf())
+    if res.fd < 0:
+        return False
+    try:
+        try:
+            inner = ops.map_create(int(MapType.ARRAY), 4, 8, 1, btf_fd=res.fd,
+                                   btf_key_type_id=1, btf_value_type_id=3)
+        except BPFError:
+            return False
+        try:
+            fd = _try_create(int(MapType.ARRAY_OF_MAPS), 4, 4, 1, inner_map_fd=inner)
+        finally:
+            close_fd(inner)
+        if fd is None:
+            return False
+        close_fd(fd)
+        return True
+    finally:
+        close_fd(res.fd)

@@ -299,3 +299,74 @@ def test_mmapable_array_probe_matches_the_kernel() -> None:
         mm = mmap.mmap(m.fd, mmap.PAGESIZE, mmap.MAP_SHARED, mmap.PROT_READ)
         mm.close()
     assert features.has_mmapable_array() is True
+
+
+# -- instruction and kfunc probes, checked with other programs than the probes load ----------
+def loads(insns: list[object], prog_type: ProgramType = ProgramType.XDP) -> bool:
+    from purebpf.asm import assemble
+
+    res = progs.prog_load(int(prog_type), assemble(insns).encode(), "GPL")  # type: ignore
+    if res.fd >= 0:
+        close_fd(res.fd)
+        return True
+    assert res.fd in (-errno.EINVAL, -errno.EACCES), f"load: errno {-res.fd}"
+    return False
+
+
+def test_isa_v4_probe_matches_the_kernel() -> None:
+    from purebpf.asm import R0, R1, BSwap, Exit, Mov, SDiv
+
+    # the probe loads a MOVSX; here a signed division and a byte swap
+    assert loads([Mov(R0, -9), SDiv(R0, -3), Exit()]) is features.has_isa_v4()
+    assert loads([Mov(R1, 1), Mov(R0, 0x1234), BSwap(R0, 16), Exit()]) is \
+        features.has_isa_v4()
+
+
+def test_may_goto_probe_matches_the_kernel() -> None:
+    from purebpf.asm import R0, Add, Exit, JLt, Label, MayGoto, Mov
+
+    loop = [Mov(R0, 0), Label("top"), MayGoto("out"), Add(R0, 1), JLt(R0, 100, "top"),
+            Label("out"), Exit()]
+    assert loads(loop) is features.has_may_goto()
+
+
+def test_load_acquire_probe_matches_the_kernel() -> None:
+    from purebpf.asm import R0, R1, R10, U32, Exit, LoadAcquire, Mov, StoreRelease
+
+    body = [Mov(R1, 5), StoreRelease(R10, -4, R1, U32), LoadAcquire(R0, R10, -4, U32), Exit()]
+    assert loads(body) is features.has_load_acquire()
+
+
+def test_kfunc_probe_matches_the_kernel() -> None:
+    from purebpf.asm import R0, CallKfunc, Exit, Mov
+
+    assert features.has_kfunc("no_such_kfunc_in_any_kernel") is False
+    if not features.has_kfunc("bpf_rcu_read_lock"):  # then no kernel BTF names it
+        vmlinux_btf = pathlib.Path("/sys/kernel/btf/vmlinux")
+        assert not vmlinux_btf.exists() or b"bpf_rcu_read_lock\0" not in vmlinux_btf.read_bytes()
+        return
+    from purebpf.btf import Func
+    from purebpf.btf.attach import vmlinux
+
+    lock = vmlinux().find_id("bpf_rcu_read_lock", Func)
+    unlock = vmlinux().find_id("bpf_rcu_read_unlock", Func)
+    assert loads([CallKfunc(lock), CallKfunc(unlock), Mov(R0, 0), Exit()])
+
+
+def test_spin_lock_template_probe_matches_the_kernel() -> None:
+    """The probe builds its own BTF; the kernel's answer here is whether an object that
+    declares such an outer map in C loads."""
+    import purebpf
+
+    data = pathlib.Path(__file__).resolve().parents[1] / "testdata" / "spinlock_inner.o"
+    try:
+        with purebpf.load(data):
+            loaded = True
+    except purebpf.NotSupportedError as exc:
+        assert exc.feature == "bpf_spin_lock in inner-map templates"
+        loaded = False
+    assert features.has_spin_lock_inner_map() is loaded
+
+
+def test_arena_probe_is_the_map_type_probe() -> None:
+    assert features.has_arena() is features.has_map_type(MapType.ARENA)

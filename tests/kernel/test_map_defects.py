@@ -112,6 +112,9 @@ def test_mmap_array_with_a_standard_size_format() -> None:
 
 
 # == outer maps ===============================================================================
+@pytest.mark.skipif(not purebpf.features.has_spin_lock_inner_map(),
+                    reason="this kernel refuses bpf_spin_lock in inner-map templates "
+                           "(features.has_spin_lock_inner_map)")
 def test_clone_of_an_outer_map_keeps_the_templates_btf() -> None:
     with purebpf.load(DATA / "spinlock_inner.o") as coll:
         counters = coll.maps["counters"]

@@ -132,6 +132,9 @@ def test_a_slot_whose_map_went_away_is_read_again() -> None:
             o._open_slot(lambda: next(reads2), 0)
 
 
+@pytest.mark.skipif(not purebpf.features.has_spin_lock_inner_map(),
+                    reason="this kernel refuses bpf_spin_lock in inner-map templates "
+                           "(features.has_spin_lock_inner_map)")
 def test_new_inner_keeps_the_templates_btf_special_fields() -> None:
     with purebpf.load(DATA / "spinlock_inner.o") as coll:
         counters = coll.maps["counters"]
@@ -205,3 +208,18 @@ def test_map_of_maps_create_is_typed_and_refuses_other_types() -> None:
         assert isinstance(o, MapOfMaps)
     with pytest.raises(InvalidArgumentError, match="ARRAY_OF_MAPS and HASH_OF_MAPS maps only"):
         MapOfMaps.create(INNER)
+
+
+def test_spin_lock_templates_load_or_say_why_not() -> None:
+    """Linux 6.1 refuses an outer map whose template's value holds a bpf_spin_lock: the
+    loader reports that (not a bare EINVAL for the declared slots after retrying without
+    BTF); newer kernels load the object."""
+    if purebpf.features.has_spin_lock_inner_map():
+        with purebpf.load(DATA / "spinlock_inner.o") as coll:
+            assert isinstance(coll.maps["counters"], MapOfMaps)
+        return
+    with pytest.raises(purebpf.NotSupportedError) as info:
+        purebpf.load(DATA / "spinlock_inner.o")
+    e = info.value
+    assert e.feature == "bpf_spin_lock in inner-map templates"
+    assert "refuses an inner-map template whose value holds a bpf_spin_lock" in str(e)

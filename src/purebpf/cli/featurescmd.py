@@ -51,6 +51,18 @@ PROBES: list[Probe] = [
           "test-runnable"),
     _prog(ProgramType.SYSCALL, "programs run from user space through BPF_PROG_TEST_RUN, "
           "e.g. to set up maps in one call (5.14+)"),
+    ("bpf_spin_lock in inner-map templates", features.has_spin_lock_inner_map,
+     "inner maps whose value holds a bpf_spin_lock (declared in C with __array(values, ...)); "
+     "Linux 6.1 refuses such templates"),
+    ("BPF ISA v4", features.has_isa_v4,
+     "objects built with clang -mcpu=v4: sign extension, signed division, byte swaps (6.6+)"),
+    ("may_goto", features.has_may_goto,
+     "loops the verifier cannot bound, with a way out (can_loop in C; 6.9+)"),
+    ("load-acquire/store-release", features.has_load_acquire,
+     "smp_load_acquire/smp_store_release in programs (6.15+)"),
+    _map(MapType.ARENA, "memory shared by programs and user space (6.9+)"),
+    ("kfunc bpf_rcu_read_lock", lambda: features.has_kfunc("bpf_rcu_read_lock"),
+     "kernel functions (kfuncs) callable from programs, found in the kernel's BTF (6.2+)"),
     ("kernel BTF", lambda: os.path.exists("/sys/kernel/btf/vmlinux"),
      "/sys/kernel/btf/vmlinux: CO-RE relocations, tracing attach targets, "
      "'purebpf btf dump vmlinux'"),
