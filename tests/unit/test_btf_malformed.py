@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 
 from purebpf.btf import (
-    Array, BTFError, FuncProto, Int, IntEncoding, Member, Param, Ptr, Spec, Struct, Typedef,
-    Union, dump_c, format_type,
+    Array, BTFError, FuncProto, Int, IntEncoding, Member, Param, Ptr, Spec, Struct, Type,
+    Typedef, Union, dump_c, format_type,
 )
+from purebpf.btf.values import decode, encode
 
 S32 = Int("int", 4, IntEncoding.SIGNED, 32)
 
@@ -34,7 +35,7 @@ def test_loop_through_several_structs_names_the_ids() -> None:
 def test_deep_but_finite_nesting_needs_no_recursion() -> None:
     # 250 structs, each holding the next by value: more Python frames than the recursion
     # limit allows if each level recursed.
-    types: list = [S32]
+    types: list[Type] = [S32]
     for i in range(250):
         types.append(Struct(f"s{i}", 4, (Member("x", i + 3 if i < 249 else 1, 0),)))
     spec = Spec(types)
@@ -42,7 +43,7 @@ def test_deep_but_finite_nesting_needs_no_recursion() -> None:
 
 
 def test_nesting_past_the_limit_is_refused() -> None:
-    types: list = [S32]
+    types: list[Type] = [S32]
     for i in range(400):
         types.append(Struct(f"s{i}", 4, (Member("x", i + 3 if i < 399 else 1, 0),)))
     with pytest.raises(BTFError, match=r"type id 2 \(STRUCT 's0'\): types nest more than 256 deep"):
@@ -119,10 +120,53 @@ def test_union_with_no_members_gets_its_size() -> None:
 
 def test_shared_anonymous_types_cannot_blow_up_the_text() -> None:
     # Each anonymous struct holds the next one twice: 2**20 members if written out.
-    types: list = [S32]
+    types: list[Type] = [S32]
     for i in range(20):
         nxt = i + 3 if i < 19 else 1
         types.append(Struct("" if i else "top", 8, (Member("a", nxt, 0), Member("b", nxt, 32))))
     with pytest.raises(BTFError, match="anonymous types written inline would take more than "
                        "65536 members"):
         format_type(Spec(types), 2)
+
+
+# -- decoding and encoding values with malformed BTF --------------------------------------------
+def test_decode_array_of_billions_of_empty_elements() -> None:
+    spec = Spec([Struct("empty", 0, ()), S32, Array(1, 2, 0xFFFFFFFF)])
+    with pytest.raises(BTFError, match="array of 4294967295 elements of type id 1, which has "
+                       "no size: more than the 4096 such elements decoded"):
+        decode(spec, 3, bytes(4))
+
+
+def test_decode_array_longer_than_the_data() -> None:
+    spec = Spec([S32, Array(1, 1, 1 << 30)])
+    with pytest.raises(BTFError, match=r"value of 8 bytes is too short: needs 4294967296 bytes"):
+        decode(spec, 2, bytes(8))
+
+
+@pytest.mark.parametrize("direction", ["decode", "encode"])
+def test_value_of_a_struct_containing_itself(direction: str) -> None:
+    spec = Spec([S32, Struct("loop", 4, (Member("a", 1, 0), Member("self", 2, 0)))])
+    with pytest.raises(BTFError, match=r"nested too deeply \(a reference loop\?\)"):
+        if direction == "decode":
+            decode(spec, 2, bytes(4))
+        else:
+            encode(spec, 2, _nested(100))
+
+
+def _nested(depth: int) -> dict[str, object]:
+    value: dict[str, object] = {"a": 1}
+    for _ in range(depth):
+        value = {"a": 1, "self": value}
+    return value
+
+
+def test_encode_of_a_type_bigger_than_any_map_value() -> None:
+    spec = Spec([S32, Array(1, 1, 1 << 31), Array(2, 1, 1 << 31)])
+    with pytest.raises(BTFError, match=r"type id 3 is 18446744073709551616 bytes, more than "
+                       "any map value can be"):
+        encode(spec, 3, b"")
+
+
+def test_decode_signed_int_of_zero_bits() -> None:
+    spec = Spec([Int("nothing", 4, IntEncoding.SIGNED, 0)])
+    assert decode(spec, 1, b"\xff\xff\xff\xff") == 0

@@ -33,6 +33,7 @@ from purebpf.btf import (
     Volatile, dump_c, format_type, parse, parse_ext, refs,
 )
 from purebpf.btf.raw import iter_raw, raw_type
+from purebpf.btf.values import decode, encode
 from purebpf.elf import read_collection, read_elf
 from purebpf.errors import BPFError
 
@@ -48,6 +49,7 @@ SEED_OBJECTS = ("btf/kinds.o", "btf/kinds.bpfeb.o", "btf/core.o", "globals.o",
                 "asm/jumps.o")
 EXPECTED = (BTFError, BPFError)
 TYPES_CHECKED = 48  # per input, the layout and rendering of this many types one by one
+VALUE = bytes(range(64))  # what map values are decoded from
 LONG = Int("long", 8, IntEncoding.SIGNED, 64)  # stands in for what a vmlinux slice leaves out
 
 
@@ -62,7 +64,9 @@ def exercise_btf(spec: Spec) -> None:
     end = min(spec.end_id, spec.start_id + TYPES_CHECKED)
     for tid in range(spec.start_id, end):
         for query in (raw_type, lambda s, i, t: s.sizeof(i), lambda s, i, t: s.alignof(i),
-                      lambda s, i, t: s.is_packed(i), lambda s, i, t: format_type(s, i)):
+                      lambda s, i, t: s.is_packed(i), lambda s, i, t: format_type(s, i),
+                      lambda s, i, t: decode(s, i, VALUE),
+                      lambda s, i, t: encode(s, i, decode(s, i, VALUE))):
             try:
                 query(spec, tid, spec.type_by_id(tid))
             except BTFError:

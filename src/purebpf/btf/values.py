@@ -26,7 +26,6 @@ import struct
 from typing import Any
 
 from .errors import BTFError
-from .layout import MAX_NESTING
 from .spec import Spec
 from .types import (
     MODIFIERS, Array, Datasec, Enum, Enum64, Float, Int, IntEncoding, Member, Ptr, Struct,
@@ -34,6 +33,13 @@ from .types import (
 )
 
 _FLOAT = {2: "e", 4: "f", 8: "d"}
+# Types inside types (members, elements, typedefs) deeper than this are malformed BTF; the
+# running kernel's deepest is about 30, and each level costs a few Python frames.
+MAX_DEPTH = 64
+# Elements of an array of zero-size elements that decode to anything at all.
+_MAX_EMPTY_ELEMENTS = 1 << 12
+# No map value is this big (the kernel caps value_size far lower): a size from bad BTF.
+_MAX_VALUE_SIZE = 1 << 30
 _CHAR_NAMES = frozenset({"char", "signed char", "unsigned char"})
 
 
@@ -60,7 +66,7 @@ class _Decoder:
         return self.data[offset:offset + size]
 
     def value(self, tid: int, offset: int, depth: int) -> Any:
-        if depth > MAX_NESTING:
+        if depth > MAX_DEPTH:
             raise BTFError(f"type id {tid}: nested too deeply (a reference loop?)")
         t = self.spec.type_by_id(tid)
         if isinstance(t, (*MODIFIERS, Var)):
@@ -106,7 +112,7 @@ class _Decoder:
         if t.offset or t.bits != t.size * 8:
             raw = (raw >> t.offset) & ((1 << t.bits) - 1)
         signed = bool(t.encoding & IntEncoding.SIGNED)
-        if signed and raw >> (t.bits - 1) & 1:
+        if signed and t.bits and raw >> (t.bits - 1) & 1:
             raw -= 1 << t.bits
         if t.encoding & IntEncoding.BOOL:
             return bool(raw)
@@ -115,6 +121,10 @@ class _Decoder:
     def _array(self, t: Array, offset: int, depth: int) -> Any:
         elem = self.spec.resolve(t.elem)
         esize = self.spec.sizeof(t.elem)
+        self._bytes(offset, t.nelems * esize)  # the whole array is there
+        if not esize and t.nelems > _MAX_EMPTY_ELEMENTS:
+            raise BTFError(f"array of {t.nelems} elements of type id {t.elem}, which has no "
+                           f"size: more than the {_MAX_EMPTY_ELEMENTS} such elements decoded")
         if isinstance(elem, Int) and elem.size == 1 and (
                 elem.encoding & IntEncoding.CHAR or elem.name in _CHAR_NAMES):
             text = _c_string(self._bytes(offset, t.nelems))
@@ -186,6 +196,9 @@ def encode(spec: Spec, type_id: int, value: Any) -> bytes:
     member or element that does not fit.
     """
     size = spec.sizeof(type_id)
+    if size > _MAX_VALUE_SIZE:
+        raise BTFError(f"type id {type_id} is {size} bytes, more than any map value can be "
+                       f"({_MAX_VALUE_SIZE})")
     buf = bytearray(size)
     _Encoder(spec, buf).put(type_id, 0, value, "value", 0)
     return bytes(buf)
@@ -199,7 +212,7 @@ class _Encoder:
         self.prefix = "<" if spec.byteorder == "little" else ">"
 
     def put(self, tid: int, offset: int, value: Any, where: str, depth: int) -> None:
-        if depth > MAX_NESTING:
+        if depth > MAX_DEPTH:
             raise BTFError(f"{where}: type id {tid} nested too deeply (a reference loop?)")
         t = self.spec.type_by_id(tid)
         if isinstance(t, (*MODIFIERS, Var)):
