@@ -1,13 +1,14 @@
-"""Malformed BTF in the layout queries and the C renderer: a BTFError naming the type ids,
-never a RecursionError, a ZeroDivisionError or a hang."""
+"""Malformed BTF in the layout queries, the C renderer, value decoding and CO-RE access
+strings: a BTFError naming the type ids, never a RecursionError, a ZeroDivisionError or a
+hang."""
 
 from __future__ import annotations
 
 import pytest
 
 from purebpf.btf import (
-    Array, BTFError, FuncProto, Int, IntEncoding, Member, Param, Ptr, Spec, Struct, Type,
-    Typedef, Union, dump_c, format_type,
+    Array, BTFError, CoreRelo, CoreReloKind, FuncProto, Int, IntEncoding, Member, Param, Ptr,
+    Spec, Struct, Type, Typedef, Union, dump_c, format_type,
 )
 from purebpf.btf.values import decode, encode
 
@@ -86,7 +87,8 @@ def test_dump_c_of_typedef_loop_through_a_pointer() -> None:
 
 
 def test_anonymous_struct_containing_itself() -> None:
-    spec = Spec([S32, Struct("outer", 4, (Member("", 3, 0),)), Struct("", 4, (Member("", 3, 0),))])
+    spec = Spec([S32, Struct("outer", 4, (Member("", 3, 0),)),
+                 Struct("", 4, (Member("", 3, 0),))])
     with pytest.raises(BTFError, match=r"type id 3 \(STRUCT\) (refers to|contains) itself"):
         format_type(spec, 2)
 
@@ -170,3 +172,11 @@ def test_encode_of_a_type_bigger_than_any_map_value() -> None:
 def test_decode_signed_int_of_zero_bits() -> None:
     spec = Spec([Int("nothing", 4, IntEncoding.SIGNED, 0)])
     assert decode(spec, 1, b"\xff\xff\xff\xff") == 0
+
+
+@pytest.mark.parametrize("access", ["0:x", "0:-1", "1:2\u0663"])
+def test_core_relo_access_string_that_is_not_indices(access: str) -> None:
+    relo = CoreRelo(16, 3, access, CoreReloKind.FIELD_BYTE_OFFSET)
+    with pytest.raises(BTFError, match=rf"CO-RE relocation at instruction offset 16: access "
+                       rf"string '{access}' is not indices separated by ':'"):
+        relo.accessors

@@ -9,8 +9,8 @@ a few seconds.
 
 CI runs ``PUREBPF_FUZZ_N`` inputs (default 2000, under 15 s); ``PUREBPF_FUZZ_N=100000`` is
 the long run (about 10 minutes), ``PUREBPF_FUZZ_SEED`` picks another sequence, and
-``PUREBPF_FUZZ_SAVE=DIR`` writes one failing input per distinct failure there. Every crasher found is kept in tests/testdata/fuzz and replayed
-by ``test_regression_file``.
+``PUREBPF_FUZZ_SAVE=DIR`` writes one failing input per distinct failure there. Every
+crasher found is kept in tests/testdata/fuzz and replayed by ``test_regression_file``.
 """
 
 from __future__ import annotations

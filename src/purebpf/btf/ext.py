@@ -69,8 +69,15 @@ class CoreRelo:
 
     @property
     def accessors(self) -> tuple[int, ...]:
-        """The access string's indices (first: array index, then member/enumerator)."""
-        return tuple(int(x) for x in self.access.split(":") if x)
+        """The access string's indices (first: array index, then member/enumerator).
+
+        Raises ``BTFError`` if the string is not decimal numbers separated by ``:``.
+        """
+        parts = [x for x in self.access.split(":") if x]
+        if not all(x.isascii() and x.isdigit() for x in parts):
+            raise BTFError(f"CO-RE relocation at instruction offset {self.insn_off}: access "
+                           f"string {self.access!r} is not indices separated by ':'")
+        return tuple(int(x) for x in parts)
 
 
 @dataclass(slots=True)
