@@ -285,3 +285,16 @@ def test_big_endian_objects_are_refused_for_loading() -> None:
     assert read_elf(path).little_endian is False  # readable ...
     with pytest.raises(NotSupportedError, match="built for big-endian BPF"):
         CollectionSpec.from_file(path)  # ... but not loadable on this machine
+
+
+def test_overlapping_sections_are_refused() -> None:
+    # Every section header pointing at the whole file: copying each would take the
+    # file's size times the number of sections.
+    data = bytearray((DATA / "globals.o").read_bytes())
+    shoff, = struct.unpack_from("<Q", data, 40)
+    shnum, = struct.unpack_from("<H", data, 60)
+    for i in range(1, shnum):
+        struct.pack_into("<QQ", data, shoff + i * 64 + 24, 0, len(data))
+    with pytest.raises(InvalidArgumentError, match=rf"read object: section sizes add up to "
+                       rf"\d+ bytes, more than the file's {len(data)} \(overlapping sections"):
+        read_elf(bytes(data))

@@ -135,6 +135,12 @@ def read_elf(source: str | os.PathLike[str] | bytes, name: str | None = None) ->
             raise _bad(name, f"section data at {off}+{size} runs past the end of the file")
         return data[off:off + size]
 
+    # Sections of a relocatable object do not overlap; copying overlapping ones would let a
+    # small corrupt file claim far more memory than it has bytes.
+    claimed = sum(h[5] for h in headers if h[1] not in (0, 8))  # SHT_NULL, SHT_NOBITS
+    if claimed > len(data):
+        raise _bad(name, f"section sizes add up to {claimed} bytes, more than the file's "
+                   f"{len(data)} (overlapping sections: a corrupt object?)")
     if e_shstrndx >= e_shnum:
         raise _bad(name, "no section name table")
     shstr = body(headers[e_shstrndx])
