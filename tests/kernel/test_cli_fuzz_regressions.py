@@ -10,7 +10,7 @@ import pytest
 
 from purebpf.btf import FuncProto, Int, IntEncoding, Member, Param, Ptr, Spec, Struct, Typedef
 
-from cli_helpers import fails
+from cli_helpers import fails, run
 
 S32 = Int("int", 4, IntEncoding.SIGNED, 32)
 MALFORMED = {
@@ -54,3 +54,19 @@ def test_demo_refuses_a_negative_packet_count(capsys: pytest.CaptureFixture[str]
                                               packets: str) -> None:
     line = fails(capsys, "demo", "--packets", packets)
     assert line == f"purebpf: --packets {packets}: the number of packets cannot be negative"
+
+
+FUZZ = sorted((pathlib.Path(__file__).resolve().parents[1] / "testdata" / "fuzz").glob("*.*"))
+
+
+@pytest.mark.parametrize("path", FUZZ, ids=[p.name for p in FUZZ])
+@pytest.mark.parametrize("fmt", ["raw", "c"])
+def test_btf_dump_of_every_fuzz_crasher(capsys: pytest.CaptureFixture[str],
+                                        path: pathlib.Path, fmt: str) -> None:
+    # Either a dump, or one line naming the file: never a traceback.
+    rc, out, err = run(capsys, "btf", "dump", str(path), "--format", fmt)
+    if rc:
+        assert rc == 1 and err.count("\n") == 1 and "Traceback" not in err, err
+        assert err.startswith(f"purebpf: {path}: "), err
+    else:
+        assert err == "" and out
