@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from purebpf.btf import (
-    Array, BTFError, CoreRelo, CoreReloKind, FuncProto, Int, IntEncoding, Member, Param, Ptr,
+    Array, BTFError, CoreRelo, CoreReloKind, Float, FuncProto, Int, IntEncoding, Member, Param, Ptr,
     Spec, Struct, Type, Typedef, Union, dump_c, format_type,
 )
 from purebpf.btf.values import decode, encode
@@ -180,3 +180,13 @@ def test_core_relo_access_string_that_is_not_indices(access: str) -> None:
     with pytest.raises(BTFError, match=rf"CO-RE relocation at instruction offset 16: access "
                        rf"string '{access}' is not indices separated by ':'"):
         relo.accessors
+
+
+@pytest.mark.parametrize("member", [Member("far", 1, 64), Member("far", 3, 64)],
+                         ids=["int", "double"])
+def test_encode_member_outside_its_struct(member: Member) -> None:
+    # Used to grow the value silently (int) or raise struct.error (double).
+    spec = Spec([S32, Struct("s", 4, (Member("a", 1, 0), member)), Float("double", 8)])
+    with pytest.raises(BTFError, match=r"value\.far: \d bytes at offset 8 do not fit the 4-byte "
+                       r"value \(a member outside its struct\?\)"):
+        encode(spec, 2, {"a": 1, "far": 2})

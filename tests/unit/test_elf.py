@@ -298,3 +298,25 @@ def test_overlapping_sections_are_refused() -> None:
     with pytest.raises(InvalidArgumentError, match=rf"read object: section sizes add up to "
                        rf"\d+ bytes, more than the file's {len(data)} \(overlapping sections"):
         read_elf(bytes(data))
+
+
+def test_huge_bss_variable_is_not_copied() -> None:
+    # A .bss and its variable claiming 512 MiB: the initial value is fresh zeros, not a
+    # copy of a zeroed section the size of the claim.
+    import resource
+
+    data = bytearray((DATA / "globals.o").read_bytes())
+    obj = read_elf(bytes(data))
+    bss = obj.section(".bss")
+    assert bss is not None
+    shoff, = struct.unpack_from("<Q", data, 40)
+    struct.pack_into("<Q", data, shoff + bss.index * 64 + 32, 1 << 29)  # sh_size
+    symtab = next(s for s in obj.sections if s.type == "SHT_SYMTAB")
+    sym = next(s for s in obj.symbols if s.name == "calls")
+    sym_at = struct.unpack_from("<Q", data, shoff + symtab.index * 64 + 24)[0] + 24 * sym.index
+    struct.pack_into("<QQ", data, sym_at + 8, 1, (1 << 29) - 1)  # st_value, st_size
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    spec = CollectionSpec.from_file(bytes(data))
+    assert len(spec.variables["calls"].value) == (1 << 29) - 1
+    grew_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024
+    assert grew_mb < 128, f"reading the object took {grew_mb} MB"

@@ -38,8 +38,9 @@ _FLOAT = {2: "e", 4: "f", 8: "d"}
 MAX_DEPTH = 64
 # Elements of an array of zero-size elements that decode to anything at all.
 _MAX_EMPTY_ELEMENTS = 1 << 12
-# No map value is this big (the kernel caps value_size far lower): a size from bad BTF.
-_MAX_VALUE_SIZE = 1 << 30
+# No map value can be this big (the kernel's KMALLOC_MAX_SIZE, 4 MiB on x86-64, is at most
+# 512 MiB on any configuration): a bigger size comes from malformed BTF.
+_MAX_VALUE_SIZE = 1 << 29
 _CHAR_NAMES = frozenset({"char", "signed char", "unsigned char"})
 
 
@@ -233,6 +234,7 @@ class _Encoder:
             fmt = _FLOAT.get(t.size)
             if fmt is None or not isinstance(value, int | float):
                 raise BTFError(f"{where}: expected a number for a {t.size}-byte float")
+            self._room(offset, t.size, where)
             struct.pack_into(self.prefix + fmt, self.buf, offset, value)
             return None
         if isinstance(t, Ptr):
@@ -247,13 +249,21 @@ class _Encoder:
         size = self.spec.sizeof(tid)
         if not isinstance(value, bytes | bytearray | memoryview) or len(value) != size:
             raise BTFError(f"{where}: expected {size} bytes")
+        self._room(offset, size, where)
         self.buf[offset:offset + size] = value
+
+    def _room(self, offset: int, size: int, where: str) -> None:
+        """Refuse a write past the value's end (a member placed outside its struct)."""
+        if offset < 0 or offset + size > len(self.buf):
+            raise BTFError(f"{where}: {size} bytes at offset {offset} do not fit the "
+                           f"{len(self.buf)}-byte value (a member outside its struct?)")
 
     def _int(self, size: int, offset: int, value: Any, signed: Any, where: str) -> None:
         if isinstance(value, bool):
             value = int(value)
         if not isinstance(value, int):
             raise BTFError(f"{where}: expected an int, got {type(value).__name__}")
+        self._room(offset, size, where)
         try:
             self.buf[offset:offset + size] = value.to_bytes(size, self.order,
                                                             signed=bool(signed) or value < 0)
@@ -270,6 +280,7 @@ class _Encoder:
         if isinstance(value, bytes | bytearray | memoryview):
             if len(value) > t.nelems * esize:
                 raise BTFError(f"{where}: {len(value)} bytes do not fit {t.nelems * esize}")
+            self._room(offset, len(value), where)
             self.buf[offset:offset + len(value)] = value
             return
         if not isinstance(value, list | tuple):
@@ -323,6 +334,7 @@ class _Encoder:
         value &= (1 << bits) - 1
         first, last = m.bit_offset // 8, (m.bit_offset + bits + 7) // 8
         at = offset + first
+        self._room(at, last - first, where)
         chunk = int.from_bytes(self.buf[at:offset + last], self.order)
         nbits = (last - first) * 8
         shift = m.bit_offset - first * 8 if self.order == "little" else \

@@ -92,7 +92,7 @@ def _read(obj: ElfObject) -> CollectionSpec:
             # Global variables only (static ones, such as -O0's helper pointers, stay hidden).
             if sym.type == "STT_OBJECT" and sym.name and sym.bind != "STB_LOCAL":
                 variables[sym.name] = VariableSpec(sym.name, mname, sym.value, sym.size,
-                                                   body[sym.value:sym.value + sym.size],
+                                                   _initial(sec, body, sym.value, sym.size),
                                                    readonly, _var_type(spec, sym.name))
 
     def resolve(tsec: Section, sym_name: str, sym_value: int, imm: int
@@ -111,6 +111,14 @@ def _read(obj: ElfObject) -> CollectionSpec:
         for p in programs.values():
             p.btf = spec
     return CollectionSpec(obj.name, maps, programs, variables, spec)
+
+
+def _initial(sec: Section, body: bytes, offset: int, size: int) -> bytes:
+    """A variable's initial bytes; .bss ones are fresh zeros, never a copy of the section
+    (whose size a corrupt header may make huge)."""
+    if sec.type == "SHT_NOBITS":
+        return bytes(max(0, min(size, sec.size - offset)))
+    return body[offset:offset + size]
 
 
 def _btf(obj: ElfObject) -> B.Spec | None:
