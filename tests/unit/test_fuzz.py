@@ -168,9 +168,9 @@ def vmlinux_slice(limit: int = 400) -> bytes:
     unions), enums, functions and tags, with what they hold by value; pointers to
     anything else become pointers to a forward declaration."""
     spec = parse(VMLINUX.read_bytes())
-    roots = [spec.find_id(n, k) for n, k in (("sk_buff", Struct), ("bpf_attr", Union),
-                                             ("xdp_md", Struct), ("bpf_cmd", None),
-                                             ("bpf_insn", Struct))]
+    roots = [ids[0] for n, k in (("sk_buff", Struct), ("bpf_attr", Union), ("xdp_md", Struct),
+                                 ("bpf_cmd", None), ("bpf_insn", Struct))
+             if (ids := spec.find_ids(n, k))]
     kinds: set[type] = set()
     for tid, t in spec.items():
         if isinstance(t, (Func, Enum64, DeclTag, TypeTag)) and type(t) not in kinds:
