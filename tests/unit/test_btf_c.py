@@ -156,6 +156,16 @@ def test_dump_renames_clashes_and_skips_builtins() -> None:
     assert text.count("struct dup;") == 0  # the FWD names the defined struct
 
 
+def test_enum_without_values_is_a_forward_declaration() -> None:
+    """6.1's and 6.12's vmlinux BTF have named enums with no values: 'enum NAME {\n\n};'
+    is not C (clang refuses it); bpftool writes 'enum NAME;'."""
+    spec = Spec([S32, Enum("empty", 4, False, ()),
+                 Struct("user", 4, (Member("e", 2, 0),))])
+    text = body(spec)
+    assert "enum empty;\n" in text and "enum empty {" not in text
+    assert "\tenum empty e;" in text
+
+
 def test_dump_header_guard_and_pragma() -> None:
     text = dump_c(Spec([S32]), guard="X_H")
     assert text.startswith("#ifndef X_H\n#define X_H\n") and text.endswith("#endif /* X_H */\n")
@@ -164,7 +174,8 @@ def test_dump_header_guard_and_pragma() -> None:
 
 # -- compiling the output ---------------------------------------------------------------
 
-needs_clang = pytest.mark.skipif(shutil.which("clang") is None, reason="clang not installed")
+CLANG = shutil.which("clang") or shutil.which("clang-19")
+needs_clang = pytest.mark.skipif(CLANG is None, reason="clang (or clang-19) not installed")
 
 
 def layout_asserts(spec: Spec, text: str) -> str:
@@ -188,7 +199,8 @@ def compile_c(text: str, tmp_path: Path, target: str = "bpf") -> None:
     src = tmp_path / "dump.c"
     src.write_text(text)
     extra = [] if target == "bpf" else ["-DBPF_NO_PRESERVE_ACCESS_INDEX"]
-    res = subprocess.run(["clang", "-target", target, "-Wall", "-Werror", "-fsyntax-only",
+    assert CLANG is not None
+    res = subprocess.run([CLANG, "-target", target, "-Wall", "-Werror", "-fsyntax-only",
                           *extra, str(src)], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[:3000]
 
@@ -202,7 +214,9 @@ def test_object_dumps_compile_with_btf_layout(name: str, tmp_path: Path) -> None
 
 @needs_clang
 def test_hand_made_dumps_compile(tmp_path: Path) -> None:
-    text = dump_c(def_spec()) + dump_c(decl_spec(), guard="SECOND")
+    text = dump_c(def_spec()) + dump_c(decl_spec(), guard="SECOND") + \
+        dump_c(Spec([S32, Enum("no_values", 4, False, ()), Ptr(2),
+                    Struct("holder", 8, (Member("e", 3, 0),))]), guard="THIRD")
     compile_c(text.replace("enum e64", "enum e64x"), tmp_path)
 
 

@@ -228,7 +228,11 @@ class CRenderer:
         return -(-pos // align) * align
 
     def enum_body(self, tid: int, t: Enum | Enum64, indent: int = 0) -> str:
-        """``enum name { A = 1, ... }``, with a mode attribute for non-int sizes."""
+        """``enum name { A = 1, ... }``, with a mode attribute for non-int sizes; a named
+        enum without values is the forward declaration ``enum name`` (``enum name {}`` is
+        not C: kernels have such enums in their BTF, and bpftool writes them this way too)."""
+        if t.name and not t.values:
+            return f"enum {self.type_name(tid, t)}"
         head = f"enum {self.type_name(tid, t)} " if t.name else "enum "
         tab = "\t" * (indent + 1)
         lines = [f"{tab}{self.enumerator(tid, i, v.name)} = {_literal(v.value)},"
