@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         views: dict[str, Map] = {"lock": shipped}
         for name, cls in (("no lock", NoLock), ("with lock", WithLock),
                           ("per-thread", PerThread)):
-            other = Map.from_fd(shipped.fd)
+            other = shipped.clone()  # same spec, so the same key and value codecs
             other.__class__ = cls
             views[name] = other
         try:
