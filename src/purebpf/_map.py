@@ -101,7 +101,7 @@ class Map(KernelObject):
         """Wrap ``fd`` (ownership passes to the Map). Use the classmethods instead."""
         self.spec = spec
         self._info = info
-        self._lock = threading.Lock()  # the element buffers (see __getitem__)
+        self._lock = threading.RLock()  # the element buffers and the fd (see __getitem__)
         self._fd, self._desc = fd, _describe(info)
         self._setup()
         # Only now does the object own fd: if _setup raised, the caller closes it, and a
@@ -276,17 +276,21 @@ class Map(KernelObject):
     def clone(self) -> Map:
         """Another Map object for the same kernel map, with its own fd, buffers and lock
         (one Map may be shared between threads; a clone never waits for the other's lock)."""
-        return Map._adopt(ops.dup(self.fd), self.spec)
+        with self._lock:  # the fd number stays ours until dup() has it
+            fd = ops.dup(self.fd)
+        return Map._adopt(fd, self.spec)
 
     def info(self) -> MapInfo:
         """Fresh BPF_OBJ_GET_INFO_BY_FD data for this map."""
-        self._info = _info_of(self.fd)
+        with self._lock:
+            self._info = _info_of(self.fd)
         return self._info
 
     def fdinfo(self) -> dict[str, str]:
         """The kernel's /proc fdinfo fields for this map: ``frozen``, ``memlock`` (bytes
         charged), ``map_type``, ... as strings; empty when /proc is not mounted."""
-        return fdinfo(self.fd)
+        with self._lock:
+            return fdinfo(self.fd)
 
     def btf(self) -> Any:
         """The BTF describing this map's key and value (a :class:`purebpf.btf.Spec`), fetched
@@ -308,8 +312,8 @@ class Map(KernelObject):
     def close(self) -> None:
         """Close the fd (idempotent). The kernel map lives on while pinned or referenced.
 
-        Waits for an element call another thread is in the middle of, so that call never
-        reaches a reused fd number."""
+        Waits for a call another thread is in the middle of (elements, batches, freeze,
+        info, pin), so that no call reaches a reused fd number."""
         if self._fd < 0:
             return
         with self._lock:
@@ -336,11 +340,12 @@ class Map(KernelObject):
 
     def freeze(self) -> None:
         """Make the map read-only for user space (BPF_MAP_FREEZE, 5.2+); programs may still write."""
-        fd = self.fd  # a ClosedError, not wrapped below
-        try:
-            ops.map_freeze(fd)
-        except BPFError as exc:
-            raise self._freeze_error(exc) from None
+        with self._lock:
+            fd = self.fd  # a ClosedError, not wrapped below
+            try:
+                ops.map_freeze(fd)
+            except BPFError as exc:
+                raise self._freeze_error(exc) from None
 
     def _freeze_error(self, exc: BPFError) -> BPFError:
         """Explain a refused BPF_MAP_FREEZE. Freezing a frozen map is EBUSY on older
@@ -404,14 +409,14 @@ class Map(KernelObject):
         return getattr(self.type, "name", str(self.type))
 
     # -- elements ---------------------------------------------------------------------------
-    # Every call that uses this object's key/value buffers holds self._lock from packing the
-    # key to decoding the value, so one Map object may be shared between threads. The lock
-    # is taken with acquire()/release(): a `with` block costs twice as much here (see
-    # bench/bench_threads.py). Nothing called while it is held takes it again.
+    # Every call that uses this object's key/value buffers (or its fd number) holds self._lock
+    # from packing the key to decoding the value, so one Map object may be shared between
+    # threads. A `with` block, not acquire()/try: a KeyboardInterrupt between acquire() and
+    # try would leave the lock held, and every later call (close() too) would hang. It is an
+    # RLock: a signal handler or a value codec of this thread may call into the same map
+    # (close() from a handler then makes the interrupted call fail with ClosedError).
     def __getitem__(self, key: Any) -> Any:
-        lock = self._lock
-        lock.acquire()
-        try:
+        with self._lock:
             try:
                 self._kset(key)
             except struct.error:
@@ -419,13 +424,9 @@ class Map(KernelObject):
             if self._lookup() < 0:
                 raise self._elem_error("lookup", key)
             return self._vget()
-        finally:
-            lock.release()
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        lock = self._lock
-        lock.acquire()
-        try:
+        with self._lock:
             try:
                 self._kset(key)
             except struct.error:
@@ -436,26 +437,18 @@ class Map(KernelObject):
                 self._vpack(self._vbuf, value)
             if self._update_any() < 0:
                 raise self._elem_error("update", key)
-        finally:
-            lock.release()
 
     def __delitem__(self, key: Any) -> None:
-        lock = self._lock
-        lock.acquire()
-        try:
+        with self._lock:
             try:
                 self._kset(key)
             except struct.error:
                 self._kpack(self._kbuf, key)
             if self._delete() < 0:
                 raise self._elem_error("delete", key)
-        finally:
-            lock.release()
 
     def __contains__(self, key: Any) -> bool:
-        lock = self._lock
-        lock.acquire()
-        try:
+        with self._lock:
             try:
                 self._kset(key)
             except struct.error:
@@ -466,8 +459,6 @@ class Map(KernelObject):
             if code == errno.ENOENT:
                 return False
             raise self._elem_error("lookup", key, code)
-        finally:
-            lock.release()
 
     def get(self, key: Any, default: Any = None) -> Any:
         """``m[key]``, or ``default`` when the key is absent."""
@@ -645,6 +636,15 @@ class Map(KernelObject):
         return ops.Batch(self.fd, self.key_size, self._value.size, capacity,
                          max(self.key_size, 4))
 
+    def _run_batch(self, b: ops.Batch, cmd: int, count: int, *, first: bool = False,
+                   elem_flags: int = 0) -> int:
+        """One batch syscall, under the lock and only while the map is open: the batch's
+        attr holds the fd number, which another thread's close() could free for reuse."""
+        with self._lock:
+            if self._fd < 0:
+                raise ClosedError(errno.EBADF, f"batch on {self._desc}: the map is closed")
+            return b.run(cmd, count, first=first, elem_flags=elem_flags)
+
     def _pack_value_for_batch(self, buf: Any, value: Any, offset: int) -> None:
         self._vpack(buf, value, offset)
 
@@ -656,16 +656,17 @@ class Map(KernelObject):
         this map type. Stops at the first failing element and raises for it.
         """
         keys, values = list(keys), list(values)
+        flags = _check_u64(flags, f"update_batch {self._desc}: flags")
         if len(keys) != len(values):
             raise InvalidArgumentError(errno.EINVAL, f"update_batch {self._desc}: "
                                        f"{len(keys)} keys but {len(values)} values")
         if not keys:
             return 0
-        if int(flags) & (UpdateFlags.NOEXIST | UpdateFlags.EXIST):
+        if flags & (UpdateFlags.NOEXIST | UpdateFlags.EXIST):
             # BPF_MAP_UPDATE_BATCH takes only BPF_F_LOCK in elem_flags (EINVAL otherwise):
             # NOEXIST/EXIST need one update per element.
             for k, v in zip(keys, values):
-                self._update_one(k, v, int(flags))
+                self._update_one(k, v, flags)
             return len(keys)
         ks, vs = self.key_size, self._value.size
         done = 0
@@ -676,13 +677,13 @@ class Map(KernelObject):
                 for i, (k, v) in enumerate(zip(ck, cv)):
                     self._kpack(b.keys, k, i * ks)
                     self._pack_value_for_batch(b.values, v, i * vs)
-            ret = b.run(_sys.constants.Cmd.BPF_MAP_UPDATE_BATCH, len(ck), first=True,
-                        elem_flags=int(flags))
+            ret = self._run_batch(b, _sys.constants.Cmd.BPF_MAP_UPDATE_BATCH, len(ck),
+                                  first=True, elem_flags=flags)
             if ret in (-ENOTSUPP, -errno.EOPNOTSUPP):
                 # No batch op for this type: the kernel processed nothing and left count as
                 # we set it, so go one by one from the start of this chunk.
                 for k, v in zip(keys[start:], values[start:]):
-                    self._update_one(k, v, int(flags))
+                    self._update_one(k, v, flags)
                 return len(keys)
             done += b.count
             if ret < 0:
@@ -706,7 +707,7 @@ class Map(KernelObject):
             if not _pack_all(self._key, b.keys, ck):
                 for i, k in enumerate(ck):
                     self._kpack(b.keys, k, i * ks)
-            ret = b.run(_sys.constants.Cmd.BPF_MAP_DELETE_BATCH, len(ck), first=True)
+            ret = self._run_batch(b, _sys.constants.Cmd.BPF_MAP_DELETE_BATCH, len(ck), first=True)
             if ret in (-ENOTSUPP, -errno.EOPNOTSUPP):
                 for k in keys[start:]:  # nothing was deleted; count is still ours
                     del self[k]
@@ -745,7 +746,7 @@ class Map(KernelObject):
         b = self._batch(chunk)
         first = True
         while True:
-            ret = b.run(cmd, b.capacity, first=first)
+            ret = self._run_batch(b, cmd, b.capacity, first=first)
             if ret < 0 and ret not in (-errno.ENOENT, -errno.ENOSPC):
                 # Refused (no batch op for this type, bad attr, ...): the kernel copied
                 # nothing and left count as we set it, so there is nothing to unpack.
@@ -933,7 +934,13 @@ class MmapArray(Map):
             self._view.release()
             self._view = None
         if self._mm is not None and not self._mm.closed:
-            self._mm.close()
+            try:
+                self._mm.close()
+            except BufferError:
+                # Another thread's codec still holds a pointer into it: leave the mapping
+                # to be freed with its last user (it holds its own reference to the map).
+                pass
+        self._mm = None
         self._n = 0  # closed: every access takes the checked path
 
     def _index(self, key: Any, op: str = "lookup") -> int:
@@ -945,40 +952,46 @@ class MmapArray(Map):
             key = int.from_bytes(buf, sys.byteorder)
         if not 0 <= key < self.max_entries:
             # As the syscall path reports it: lookup ENOENT, update E2BIG.
-            if op == "update":
-                raise IndexOutOfRangeError(errno.E2BIG, f"update {self._desc}: index {key} "
+            if op in ("update", "write"):
+                raise IndexOutOfRangeError(errno.E2BIG, f"{op} {self._desc}: index {key} "
                                            f"out of range (max_entries {self.max_entries})")
             raise KeyNotFoundError(errno.ENOENT, f"{op} {self._desc}: index {key} out of "
                                    f"range (max_entries {self.max_entries})")
         return int(key)
 
+    # The fast paths index a typed view of the mapping with no lock (one C-level operation
+    # each). Everything else takes the lock, as close() and freeze() do: they unmap, and a
+    # view released under a fast path makes it fall through to the locked path, which
+    # raises ClosedError once the map is closed.
     def __getitem__(self, key: Any) -> Any:
         if type(key) is int and 0 <= key < self._n:
             view = self._view
             if view is not None:
-                return view[key * self._step]
-            return self._vunpack(self._mm, key * self._stride)
-        return self._vunpack(self._mm, self._index(key) * self._stride)
+                try:
+                    return view[key * self._step]
+                except ValueError:
+                    pass  # released by close() or freeze() meanwhile
+        with self._lock:
+            i = self._index(key)
+            return self._vunpack(self._mm, i * self._stride)
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        if not self._writable or self._fd < 0:
-            # Mapped read-only (frozen, or BPF_F_RDONLY_PROG, which refuses writable
-            # mappings): write through the syscall, which the kernel refuses only if frozen.
-            self._index(key, "update")  # raises ClosedError once closed
-            Map.__setitem__(self, key, value)
-            return
-        if type(key) is int and 0 <= key < self._n:
+        if type(key) is int and type(value) is int and 0 <= key < self._n and self._writable:
             view = self._view
-            if view is not None and type(value) is int:
+            if view is not None:
                 try:
                     view[key * self._step] = value
                     return
                 except (ValueError, TypeError):
-                    pass  # out of range for the type: the codec explains
-            self._vpack(self._mm, value, key * self._stride)
-            return
-        i = self._index(key, "update")
-        self._vpack(self._mm, value, i * self._stride)
+                    pass  # out of range for the type (the codec explains), or released
+        with self._lock:
+            i = self._index(key, "update")  # raises ClosedError once closed
+            if not self._writable:
+                # Mapped read-only (frozen, or BPF_F_RDONLY_PROG, which refuses writable
+                # mappings): write through the syscall, which the kernel refuses if frozen.
+                Map.__setitem__(self, key, value)
+                return
+            self._vpack(self._mm, value, i * self._stride)
 
     def __contains__(self, key: Any) -> bool:
         """Whether ``key`` is an index of this array: any key that ``m[key]`` accepts
@@ -994,17 +1007,34 @@ class MmapArray(Map):
     def read(self, index: int, offset: int = 0, size: int | None = None) -> bytes:
         """``size`` bytes (default: to the end of the value) at ``offset`` in element
         ``index``'s value, copied out of the mapping (no syscall)."""
-        start, end = self._span(index, offset, size, "read")
-        return bytes(self._mm[start:end])
+        with self._lock:
+            start, end = self._span(index, offset, size, "read")
+            return bytes(self._mm[start:end])
 
     def write(self, index: int, offset: int, data: bytes) -> None:
-        """Write ``data`` at ``offset`` in element ``index``'s value through the mapping,
-        touching no other byte (no syscall). BPFPermissionError on a frozen map."""
-        start, end = self._span(index, offset, len(data), "write")
-        if not self._writable:
-            raise BPFPermissionError(errno.EPERM, f"write {self._desc}: the map is frozen "
-                                     "(mapped read-only)", hint="")
-        self._mm[start:end] = bytes(data)
+        """Write ``data`` at ``offset`` in element ``index``'s value, touching no other byte:
+        through the mapping (no syscall). BPFPermissionError on a frozen map.
+
+        A BPF_F_RDONLY_PROG array is mapped read-only (the kernel refuses writable
+        mappings of it); its element is then read and written back with syscalls, which
+        cannot undo a program's writes, since programs cannot write to it."""
+        with self._lock:
+            start, end = self._span(index, offset, len(data), "write")
+            if self._writable:
+                self._mm[start:end] = bytes(data)
+                return
+            if self.fdinfo().get("frozen") == "1":
+                raise BPFPermissionError(errno.EPERM, f"write {self._desc}: the map is "
+                                         "frozen", hint="")
+            io, size = self._io, self.value_size
+            io.key[:4] = (start // self._stride).to_bytes(4, sys.byteorder)
+            if io.lookup() < 0:
+                raise self._elem_error("write", index)
+            whole = bytearray(io.value.raw[:size])
+            whole[offset:offset + len(data)] = data
+            io.value[:size] = bytes(whole)
+            if io.update_any() < 0:
+                raise self._elem_error("write", index)
 
     def _span(self, index: int, offset: int, size: int | None, op: str) -> tuple[int, int]:
         i = self._index(index, op)
@@ -1028,14 +1058,16 @@ class MmapArray(Map):
             yield i, self[i]
 
     def freeze(self) -> None:
-        """Freeze, then remap read-only (the kernel refuses to freeze a writable mapping)."""
-        if self._fd < 0:
-            raise ClosedError(errno.EBADF, f"freeze {self._desc}: the map is closed")
-        self._unmap()
-        try:
-            super().freeze()
-        finally:
-            self._map_memory()
+        """Freeze, then remap read-only (the kernel refuses to freeze a writable mapping).
+        Element calls of other threads wait meanwhile."""
+        with self._lock:
+            if self._fd < 0:
+                raise ClosedError(errno.EBADF, f"freeze {self._desc}: the map is closed")
+            self._unmap()
+            try:
+                super().freeze()
+            finally:
+                self._map_memory()
 
     def _release(self) -> None:
         self._unmap()

@@ -115,6 +115,20 @@ class MapOfMaps(Map):
         self._wio.invalidate()
         super()._release()
 
+    def close(self) -> None:
+        """Close the fd (idempotent), after a write in progress in another thread (which
+        may be waiting out an RCU grace period) has finished."""
+        if self._fd < 0:
+            return
+        with self._wlock:
+            super().close()
+
+    def _walk_fallback(self, deleting: bool) -> list[tuple[Any, Any]]:
+        # No batch op for outer maps on this kernel (before 5.19): (key, id) pairs, as the
+        # batch would give, for lookup_batch to open. (lookup_and_delete_batch never gets
+        # here deleting: it is a lookup_batch, then a delete_batch.)
+        return list(self.inner_ids())
+
     @classmethod
     def create(cls, spec: MapSpec, *, inner_map: Map | None = None) -> MapOfMaps:
         """:meth:`Map.create` for an outer map, typed as one (for type checkers).
@@ -255,6 +269,9 @@ class MapOfMaps(Map):
                 raise self._insert_error("update", key, inner, last_errno())
 
     def _check_flags(self, flags: UpdateFlags | int, op: str) -> None:
+        if isinstance(flags, bool) or not isinstance(flags, int):
+            raise TypeError(f"{op} {self._desc}: flags must be an int (UpdateFlags), got "
+                            f"{type(flags).__name__}")
         if int(flags) not in (UpdateFlags.ANY, UpdateFlags.NOEXIST, UpdateFlags.EXIST):
             raise InvalidArgumentError(
                 errno.EINVAL, f"{op} {self._desc}: flags {int(flags):#x} are not valid for an "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import warnings
@@ -70,6 +71,9 @@ class KernelObject:
 
     _desc: str
     _info: Any  # the kernel's info for the object: at least .id and .name
+    # Held while the fd number is in use by pin(); Map sets its own lock, which close()
+    # takes too, so the number cannot be closed and reused in between.
+    _lock: Any = contextlib.nullcontext()
 
     @property
     def id(self) -> int:
@@ -107,9 +111,11 @@ class KernelObject:
         if self._fd < 0:
             return
         self._finalizer.detach()
-        self._release()
         fd, self._fd = self._fd, -1
-        close_fd(fd)
+        try:
+            self._release()
+        finally:
+            close_fd(fd)  # even if releasing what pointed at it failed
 
     def __enter__(self) -> Any:
         return self
@@ -120,10 +126,12 @@ class KernelObject:
     def pin(self, path: str | os.PathLike[str]) -> None:
         """Pin at ``path`` in a bpffs (BPF_OBJ_PIN); the object then outlives this process."""
         p = os.fspath(path)
-        fd = self.fd  # a ClosedError, not wrapped below
         _no_nul(p, f"pin {self._desc} at")
         try:
-            ops.obj_pin(fd, p)
+            with self._lock:
+                ops.obj_pin(self.fd, p)
+        except ClosedError:
+            raise
         except BPFError as exc:
             hint = ""
             if exc.errno == errno.EEXIST:

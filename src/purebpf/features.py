@@ -12,7 +12,7 @@ import functools
 from ._sys import ops, progs
 from ._sys.constants import Cmd
 from ._sys.syscall import close_fd
-from .errors import ENOTSUPP, BPFError
+from .errors import ENOTSUPP, BPFError, error_for
 from .types import AttachType, MapFlags, MapType, ProgramType
 
 _UNSUPPORTED = (errno.EINVAL, ENOTSUPP, errno.EOPNOTSUPP)
@@ -178,6 +178,9 @@ def has_program_type(prog_type: ProgramType) -> bool:
     if res.fd >= 0:
         close_fd(res.fd)
         return True
+    if prog_type in (ProgramType.XDP, ProgramType.SOCKET_FILTER):
+        # Types any kernel with bpf() loads: EPERM here is privileges, not support.
+        _no_privilege(res.fd, f"load a {prog_type.name} program")
     return False
 
 
@@ -190,7 +193,15 @@ def _loads(insns: list[object], prog_type: ProgramType = ProgramType.XDP) -> boo
     if res.fd >= 0:
         close_fd(res.fd)
         return True
+    _no_privilege(res.fd, "load a probe program")
     return False
+
+
+def _no_privilege(ret: int, what: str) -> None:
+    """Raise BPFPermissionError for -EPERM/-EACCES: without privileges a probe cannot tell
+    "unsupported" from "not allowed", and must not answer (and cache) "unsupported"."""
+    if ret in (-errno.EPERM, -errno.EACCES):
+        raise error_for(-ret, f"feature probe: {what}: not permitted")
 
 
 @functools.cache
@@ -274,13 +285,16 @@ def has_spin_lock_inner_map() -> bool:
     compare the special fields of every inner map with the template's)."""
     res = progs.btf_load(_spin_lock_btf())
     if res.fd < 0:
+        _no_privilege(res.fd, "load BTF")
         return False
     try:
         try:
             inner = ops.map_create(int(MapType.ARRAY), 4, 8, 1, btf_fd=res.fd,
                                    btf_key_type_id=1, btf_value_type_id=3)
-        except BPFError:
-            return False
+        except BPFError as exc:
+            if exc.errno in _UNSUPPORTED:
+                return False
+            raise
         try:
             fd = _try_create(int(MapType.ARRAY_OF_MAPS), 4, 4, 1, inner_map_fd=inner)
         finally:
