@@ -453,12 +453,17 @@ class Map(KernelObject):
                 self._kset(key)
             except struct.error:
                 self._kpack(self._kbuf, key)
-            if self._lookup() == 0:
-                return True
-            code = last_errno()
-            if code == errno.ENOENT:
-                return False
-            raise self._elem_error("lookup", key, code)
+            return self._found(key)
+
+    def _found(self, key: Any) -> bool:
+        """Run the lookup whose buffers are packed (lock held): True when it finds an
+        element, False on ENOENT; any other errno raises."""
+        if self._lookup() == 0:
+            return True
+        code = last_errno()
+        if code == errno.ENOENT:
+            return False
+        raise self._elem_error("lookup", key, code)
 
     def get(self, key: Any, default: Any = None) -> Any:
         """``m[key]``, or ``default`` when the key is absent."""
@@ -1103,12 +1108,7 @@ class KeylessMap(Map):
         with self._lock:
             # The kernel reads the probed value from the value buffer (map_peek_elem).
             self._vpack(self._vbuf, value)
-            if self._lookup() == 0:
-                return True
-            code = last_errno()
-            if code == errno.ENOENT:
-                return False
-            raise self._elem_error("lookup", value, code)
+            return self._found(value)
 
 
 for _t in (MapType.QUEUE, MapType.STACK, MapType.BLOOM_FILTER):

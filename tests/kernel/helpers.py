@@ -10,7 +10,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from purebpf import Map
+from purebpf import Map, features
+
+needs_spin_lock_templates = pytest.mark.skipif(
+    not features.has_spin_lock_inner_map(),
+    reason="this kernel refuses bpf_spin_lock in inner-map templates "
+           "(features.has_spin_lock_inner_map)")
 
 
 def alive(map_id: int) -> bool:

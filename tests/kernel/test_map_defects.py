@@ -15,7 +15,7 @@ from purebpf import (BPFError, ClosedError, IndexOutOfRangeError, InvalidArgumen
                      KeylessMap, KeyNotFoundError, Map, MapFlags, MapFullError, MapOfMaps,
                      MapSpec, MapType, MmapArray, PinExistsError, PinNotFoundError)
 
-from helpers import bpffs  # noqa: F401 (a fixture)
+from helpers import bpffs, needs_spin_lock_templates  # noqa: F401 (bpffs: a fixture)
 
 DATA = pathlib.Path(__file__).resolve().parents[1] / "testdata"
 
@@ -112,9 +112,7 @@ def test_mmap_array_with_a_standard_size_format() -> None:
 
 
 # == outer maps ===============================================================================
-@pytest.mark.skipif(not purebpf.features.has_spin_lock_inner_map(),
-                    reason="this kernel refuses bpf_spin_lock in inner-map templates "
-                           "(features.has_spin_lock_inner_map)")
+@needs_spin_lock_templates
 def test_clone_of_an_outer_map_keeps_the_templates_btf() -> None:
     with purebpf.load(DATA / "spinlock_inner.o") as coll:
         counters = coll.maps["counters"]

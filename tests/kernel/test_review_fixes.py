@@ -17,7 +17,7 @@ import purebpf
 from purebpf import (ClosedError, InvalidArgumentError, KeyNotFoundError, Map, MapOfMaps,
                      MapSpec, MapType, UpdateFlags)
 
-from helpers import alive
+from helpers import alive, needs_spin_lock_templates
 
 DATA = pathlib.Path(__file__).resolve().parents[1] / "testdata"
 INNER = MapSpec(MapType.ARRAY, value_size=4, value_type=int, max_entries=4)
@@ -132,9 +132,7 @@ def test_a_slot_whose_map_went_away_is_read_again() -> None:
             o._open_slot(lambda: next(reads2), 0)
 
 
-@pytest.mark.skipif(not purebpf.features.has_spin_lock_inner_map(),
-                    reason="this kernel refuses bpf_spin_lock in inner-map templates "
-                           "(features.has_spin_lock_inner_map)")
+@needs_spin_lock_templates
 def test_new_inner_keeps_the_templates_btf_special_fields() -> None:
     with purebpf.load(DATA / "spinlock_inner.o") as coll:
         counters = coll.maps["counters"]
