@@ -219,3 +219,24 @@ class AttachType(enum.IntEnum):
     NETKIT_PEER = 55
     TRACE_KPROBE_SESSION = 56
     TRACE_UPROBE_SESSION = 57
+
+
+class LinkType(enum.IntEnum):
+    """``enum bpf_link_type``: what kind of hook a bpf_link holds (``XDP`` is
+    ``BPF_LINK_TYPE_XDP``)."""
+
+    UNSPEC = 0
+    RAW_TRACEPOINT = 1
+    TRACING = 2
+    CGROUP = 3
+    ITER = 4
+    NETNS = 5
+    XDP = 6
+    PERF_EVENT = 7
+    KPROBE_MULTI = 8
+    STRUCT_OPS = 9
+    NETFILTER = 10
+    TCX = 11
+    UPROBE_MULTI = 12
+    NETKIT = 13
+    SOCKMAP = 14
