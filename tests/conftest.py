@@ -13,8 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 import pytest
 
 from purebpf import BPFError, BTFHandle, Map, MapOfMaps, MapSpec, MapType, Program
-from purebpf._object import iter_ids
-from purebpf._sys import progs
+from purebpf.link import Link
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -118,13 +117,12 @@ def no_fd_leak() -> Iterator[None]:
 
 # --- kernel objects --------------------------------------------------------------------------
 
-# BPF_{MAP,PROG,BTF,LINK}_GET_NEXT_ID walks. purebpf has no public Link class yet, so the
-# link walk uses the _sys helper the others are built on.
+# BPF_{MAP,PROG,BTF,LINK}_GET_NEXT_ID walks.
 _ID_WALKS: dict[str, Callable[[], Iterator[int]]] = {
     "map": Map.ids,
     "prog": Program.ids,
     "btf": BTFHandle.ids,
-    "link": lambda: iter_ids(lambda cur: progs.next_id("link", cur)),
+    "link": Link.ids,
 }
 
 
@@ -189,7 +187,8 @@ def _held_elsewhere() -> dict[str, set[int]]:
 
 
 def _describe(kind: str, obj_id: int) -> str:
-    opener = {"map": Map.from_id, "prog": Program.from_id, "btf": BTFHandle.from_id}.get(kind)
+    opener = {"map": Map.from_id, "prog": Program.from_id, "btf": BTFHandle.from_id,
+              "link": Link.from_id}.get(kind)
     if opener is None:
         return f"{kind} id {obj_id}"
     try:

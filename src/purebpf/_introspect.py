@@ -14,8 +14,9 @@ from .errors import InvalidArgumentError
 
 # The anon-inode names the kernel gives BPF fds (bpf_map_new_fd, bpf_prog_new_fd,
 # bpf_link_new_fd, btf_new_fd), as /proc/self/fd/N links to "anon_inode:<name>".
-_KINDS = {"bpf-map": "map", "bpf-prog": "program", "bpf_link": "link", "btf": "BTF object",
-          "bpf_iter": "iterator"}
+# Links opened by BPF_OBJ_GET / BPF_LINK_GET_FD_BY_ID show as "bpf-link" on 6.18.
+_KINDS = {"bpf-map": "map", "bpf-prog": "program", "bpf_link": "link", "bpf-link": "link",
+          "btf": "BTF object", "bpf_iter": "iterator"}
 
 
 def fd_kind(fd: int) -> str:
