@@ -7,6 +7,7 @@ import gc
 import glob
 import os
 import re
+import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
 
@@ -235,6 +236,31 @@ def no_kernel_object_leak(request: pytest.FixtureRequest) -> Iterator[None]:
     if left:
         names = [_describe(kind, i) for kind, ids in sorted(left.items()) for i in sorted(ids)]
         pytest.fail(f"kernel objects left behind: {', '.join(names)}", pytrace=False)
+
+
+def _net_state() -> tuple[set[str], set[str]]:
+    """The network interfaces of this namespace and the named network namespaces."""
+    try:
+        netns = set(os.listdir("/var/run/netns"))
+    except OSError:
+        netns = set()
+    return {name for _, name in socket.if_nameindex()}, netns
+
+
+@pytest.fixture(autouse=True)
+def no_network_leak(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every kernel test removes the interfaces (veth pairs) and network namespaces it
+    made. (Links, and with them XDP and tcx programs, are checked by id above; tc filters
+    and qdiscs by the attach tests themselves.)"""
+    if not _is_kernel_test(request.node):
+        yield
+        return
+    before = _net_state()
+    yield
+    ifaces, netns = _net_state()
+    left = sorted(ifaces - before[0]) + [f"netns {n}" for n in sorted(netns - before[1])]
+    if left:
+        pytest.fail(f"network objects left behind: {', '.join(left)}", pytrace=False)
 
 
 @pytest.fixture
