@@ -12,6 +12,7 @@ import purebpf
 from . import btfcmd as _btf
 from . import demo as _demo
 from . import featurescmd as _features
+from . import links as _links
 from . import maps as _maps
 from . import progs as _progs
 from ._common import CLIError
@@ -56,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     common = _common()
     _maps.add_parser(sub, common)
     _progs.add_parser(sub, common)
+    _links.add_parser(sub, common)
     _btf.add_parser(sub, common)
     _features.add_parser(sub, common)
     d = sub.add_parser("demo", help="a per-service load balancer on a map-in-map, run on this kernel")
@@ -65,6 +67,10 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--pin", metavar="DIR",
                    help="leave the demo's maps pinned in DIR (in a bpffs) afterwards, to "
                         "inspect them with 'purebpf map tree DIR/services'")
+    d.add_argument("--live", action="store_true",
+                   help="on real packets: a network namespace and a veth pair, the program "
+                        "attached with XDP, events through a ring buffer (needs root and "
+                        "iproute2; removes everything it made)")
     d.set_defaults(func=_demo.run)
     return p
 

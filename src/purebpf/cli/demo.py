@@ -43,6 +43,24 @@ def table(backends: list[int]) -> list[int]:
     return [len(backends), *backends]
 
 
+def fill_tables(services: MapOfMaps) -> None:
+    """One table per service, sized to its backends (BPF_F_INNER_MAP allows that), all
+    stored with one batch update: one RCU grace period instead of one per service."""
+    tables = []
+    try:
+        for backends in SERVICES.values():
+            t = services.new_inner(max_entries=len(backends) + 1)
+            t.update_batch(range(len(backends) + 1), table(backends))
+            tables.append(t)
+        start = time.perf_counter()
+        services.update_batch(list(SERVICES), tables)
+        took = (time.perf_counter() - start) * 1000
+    finally:
+        for t in tables:
+            t.close()
+    print(f"stored {len(SERVICES)} backend tables in one batch update ({took:.1f} ms)\n")
+
+
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``purebpf demo``."""
     if args.packets < 0:
@@ -51,6 +69,10 @@ def run(args: argparse.Namespace) -> int:
         print("purebpf demo talks to the kernel's bpf() syscall, which needs privileges:\n"
               "  run it as root (sudo purebpf demo), or grant CAP_BPF and CAP_NET_ADMIN.")
         return 1
+    if getattr(args, "live", False):
+        from .demo_live import run_live
+
+        return run_live(args)
     rng = random.Random(args.seed)
     obj = importlib.resources.files("purebpf") / "data" / "lb.bpf.o"
     with importlib.resources.as_file(obj) as path, purebpf.load(path) as coll:
@@ -77,21 +99,8 @@ def _demo(coll: Collection, rng: random.Random, n_packets: int) -> int:
     print(f"loaded lb.bpf.o: {services!r} -> per-service backend tables, program "
           f"{prog.name!r}")
 
-    # 1. One table per service, sized to its backends (BPF_F_INNER_MAP allows that), all
-    #    stored with one batch update: one RCU grace period instead of one per service.
-    tables = []
-    try:
-        for backends in SERVICES.values():
-            t = services.new_inner(max_entries=len(backends) + 1)
-            t.update_batch(range(len(backends) + 1), table(backends))
-            tables.append(t)
-        start = time.perf_counter()
-        services.update_batch(list(SERVICES), tables)
-        took = (time.perf_counter() - start) * 1000
-    finally:
-        for t in tables:
-            t.close()
-    print(f"stored {len(SERVICES)} backend tables in one batch update ({took:.1f} ms)\n")
+    # 1. The tables.
+    fill_tables(services)
 
     # 2. Send packets and show how each service spreads over its backends.
     counts: dict[int, collections.Counter[int]] = {s: collections.Counter() for s in SERVICES}
