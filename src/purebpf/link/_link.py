@@ -152,6 +152,9 @@ class BaseLink:
     def close(self) -> None:
         raise NotImplementedError
 
+    def pin(self, path: str | os.PathLike[str]) -> None:
+        raise NotImplementedError
+
     @property
     def closed(self) -> bool:
         raise NotImplementedError
@@ -414,6 +417,21 @@ class Attachment(BaseLink):
                 self._detached = True
                 self._undo[0]()
 
+    def disconnect(self) -> None:
+        """Leave the program attached: after this, ``close()`` (and garbage collection)
+        forget the attachment instead of detaching it (netlink XDP, tc filters and
+        BPF_PROG_ATTACH outlive the process; perf event attachments cannot, and raise)."""
+        if not self.persistent:
+            raise NotSupportedError(errno.EOPNOTSUPP, f"disconnect {self._desc}: a "
+                                    f"{self.mechanism} attachment ends with its fd; use a "
+                                    "kernel with bpf_link for this hook and pin the link",
+                                    feature="persistent attachment")
+        with self._lock:
+            self._undo[0] = _nothing
+
+    persistent = True
+    """Whether the attachment outlives this process when disconnected."""
+
     def _replace(self, program: Program, expected: Program | None) -> Callable[[], None]:
         raise NotSupportedError(errno.EOPNOTSUPP, f"update {self._desc}: not possible for "
                                 f"{self.mechanism} attachments; detach and attach again",
@@ -423,6 +441,10 @@ class Attachment(BaseLink):
         state = "closed" if self._closed else "detached" if self._detached else \
             f"prog_id={self._info.program_id}"
         return f"<Attachment {self.mechanism} {state}>"
+
+
+def _nothing() -> None:
+    pass
 
 
 def _gc_detach(undo: list[Callable[[], None]], desc: str) -> None:
