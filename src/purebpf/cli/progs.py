@@ -339,6 +339,9 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     c.add_argument("--repeat", type=int, default=1, metavar="N",
                    help="run N times and report the mean duration (default 1)")
     c.add_argument("--data-out", metavar="FILE", help="write the output packet here")
+    from . import attachcmd
+
+    attachcmd.add_parser(psub, common)
 
     o = sub.add_parser("obj", help="look inside a BPF object file without loading it",
                        description="BPF object files, read without loading anything.")
