@@ -12,7 +12,7 @@ import contextlib
 import errno
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import features
 from ._map import Map, MmapArray
@@ -24,6 +24,10 @@ from ._spec import CollectionSpec, MapSpec, Template, VariableSpec
 from .errors import (BPFError, BPFPermissionError, ClosedError, InnerMapMismatchError,
                      InvalidArgumentError, MapMismatchError, NotSupportedError)
 from .types import MapFlags, MapType
+
+if TYPE_CHECKING:
+    from .link._link import BaseLink
+    from .link.auto import Attached
 
 DEFAULT_PIN_ROOT = "/sys/fs/bpf"
 
@@ -165,8 +169,22 @@ class Collection:
             stack.pop_all()
             return coll
 
+    def attach_all(self, **kw: Any) -> Attached:
+        """Attach every program whose section names its hook (see :func:`purebpf.link.attach`;
+        ``kw`` such as ``iface=``/``cgroup=`` go to the programs that take them). Returns the
+        links by program name; its ``skipped`` maps each program left alone to the keyword it
+        needs. The collection closes these links when it closes (before its programs)."""
+        from .link.auto import attach_all
+
+        links = attach_all(self.programs, **kw)
+        self._links: list[BaseLink] = [*getattr(self, "_links", []), *links.values()]
+        return links
+
     def close(self) -> None:
-        """Close every program and map fd (pinned maps stay in the kernel)."""
+        """Close every link made by :meth:`attach_all`, then every program and map fd
+        (pinned maps stay in the kernel)."""
+        for link in getattr(self, "_links", []):
+            link.close()
         for p in self.programs.values():
             p.close()
         for m in self.maps.values():

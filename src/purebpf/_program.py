@@ -8,7 +8,7 @@ import os
 import re
 import struct
 from collections.abc import Iterator, Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ._introspect import check_kind, fdinfo
 from ._map import Map
@@ -21,6 +21,9 @@ from ._sys import ops, progs
 from .errors import (BPFError, InvalidArgumentError, NotSupportedError, VerifierError,
                      error_for)
 from .types import ProgramType
+
+if TYPE_CHECKING:
+    from .link._link import BaseLink
 
 _LOG_START = 1 << 20
 _LOG_MAX = progs.LOG_SIZE_MAX  # UINT_MAX >> 2: one byte more is EINVAL
@@ -280,6 +283,15 @@ class Program(KernelObject):
                         "raw tracepoint and syscall programs take ctx= only")
             raise error_for(r.error, f"{what}: {os.strerror(r.error)}", hint=hint)
         return RunResult(r.retval, r.data, r.duration_ns, r.ctx)
+
+    def attach(self, **kw: Any) -> BaseLink:
+        """Attach the program where its section name says (``tp/sched/sched_switch``,
+        ``kprobe/do_unlinkat``, ``uprobe/PATH:SYMBOL``, ``iter/task`` ...) and return the
+        link; ``xdp``, ``tc`` and ``cgroup/...`` programs need ``iface=`` / ``cgroup=``.
+        See :func:`purebpf.link.attach`."""
+        from .link.auto import attach
+
+        return attach(self, **kw)
 
     def __repr__(self) -> str:
         tname = getattr(self.type, "name", str(self.type))

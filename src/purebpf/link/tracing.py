@@ -44,6 +44,7 @@ class PerfEventAttachment(Attachment):
     detaches the program."""
 
     mechanism = "perf_event_ioctl"
+    persistent = False  # the event, and the program on it, end with the perf fd
 
 
 def _close_perf(fd: int) -> Callable[[], None]:
