@@ -2,7 +2,7 @@
 
 Use them from any test file::
 
-    from .net_helpers import VethPair, veth, udp_frame  # noqa: F401  (veth is a fixture)
+    from net_helpers import VethPair, veth  # noqa: F401  (veth is a fixture)
 
     def test_something(veth: VethPair) -> None:
         ...                                  # attach to veth.host (name) / veth.host_index
@@ -24,9 +24,11 @@ that the namespace, the host interface and any clsact qdisc are gone. Needs root
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import itertools
 import os
+import re
 import socket
 import struct
 import subprocess
@@ -187,3 +189,23 @@ def tc_qdiscs(ifname: str) -> str:
     res = subprocess.run(["tc", "qdisc", "show", "dev", ifname], capture_output=True,
                          text=True, check=True)
     return res.stdout
+
+
+@contextlib.contextmanager
+def ifb_interface() -> Iterator[str]:
+    """A throwaway ifb interface in the test's namespace (a driver with no native XDP),
+    deleted afterwards."""
+    name = f"pbi{os.getpid() % 100000}{next(_counter)}"
+    _ip("link", "add", name, "type", "ifb")
+    try:
+        _disable_ipv6(name)
+        _ip("link", "set", name, "up")
+        yield name
+    finally:
+        _ip("link", "del", name)
+
+
+def xdp_prog_ids(ifname: str) -> list[int]:
+    """The XDP program ids ``ip link show dev IFNAME`` prints: the reference tool's view."""
+    out = _ip("link", "show", "dev", ifname).stdout
+    return [int(n) for n in re.findall(r"prog/xdp\S* id (\d+)", out)]

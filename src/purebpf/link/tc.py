@@ -55,6 +55,9 @@ def attach_tc(prog: Program, iface: str | int, direction: str = "ingress", *,
     if before is not None and after is not None:
         raise ValueError(f"{what}: give before or after, not both")
     filter_args = priority is not None or handle is not None
+    if mechanism == "tc_filter" and (before is not None or after is not None):
+        raise ValueError(f"{what}: before/after order tcx links; tc filters are ordered by "
+                         "priority")
     if filter_args and (before is not None or after is not None or mechanism == "tcx"):
         raise ValueError(f"{what}: priority/handle belong to tc filters, before/after to "
                          "tcx links: give one kind")
