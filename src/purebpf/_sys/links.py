@@ -273,6 +273,12 @@ def prog_query(target: int, attach_type: int, *, effective: bool = False) -> Que
                        prog_ids=ctypes.addressof(ids), count=n,
                        link_ids=ctypes.addressof(links))
         ret = bpf_errno(C.Cmd.BPF_PROG_QUERY, attr)
+        if ret == -22:
+            # Kernels before 6.6 have no query.link_ids and refuse a non-zero one (EINVAL):
+            # ask again without it (the ids then stay 0).
+            attr.link_ids = 0
+            attr.count = n
+            ret = bpf_errno(C.Cmd.BPF_PROG_QUERY, attr)
         if ret == -28 and attr.count > n:  # ENOSPC: the kernel wrote the count it needs
             n = attr.count
             continue
