@@ -414,6 +414,11 @@ def _load_error(spec: ProgramSpec, code: int, log: str) -> BPFError:
             hint = ("already root: this kernel refuses the program type or its attach target "
                     "(fentry/fexit need CONFIG_FUNCTION_TRACER, lsm programs need lsm=bpf at "
                     "boot, kernel lockdown forbids tracing)")
+            if spec.type in (ProgramType.TRACING, ProgramType.LSM, ProgramType.EXT):
+                from .link._tracefs import lockdown_hint
+
+                hint = lockdown_hint(f"{spec.section.split('/')[0] or spec.type.name} "
+                                     "programs") or hint
         return error_for(code, f"{what}: not permitted", hint=hint)
     if log.strip():
         hint = ""

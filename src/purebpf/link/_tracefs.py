@@ -209,15 +209,14 @@ def _read(path: str) -> str | None:
 
 
 def lockdown_hint(what: str) -> str:
-    """A hint for an EPERM from a tracing attach or load that lockdown explains, or ''."""
+    """A hint for an EPERM that root got from a tracing load or attach: names kernel
+    lockdown when it is in force (the usual cause), '' when it is not."""
     mode = lockdown()
-    if mode == "confidentiality":
-        return (f"kernel lockdown (confidentiality) refuses {what} "
-                f"({LOCKDOWN} reads [confidentiality]); it cannot be lifted at run time: boot "
-                "without lockdown=confidentiality (and without Secure Boot's automatic "
-                "lockdown) to use it")
-    if mode == "integrity":
-        return f"kernel lockdown (integrity) is active ({LOCKDOWN}); it may refuse {what}"
+    if mode in ("integrity", "confidentiality"):
+        return (f"kernel lockdown ({mode}) is in force ({LOCKDOWN} reads [{mode}]) and is "
+                f"the usual reason root is refused {what}; lockdown cannot be lifted at run "
+                "time: boot a kernel without it (the lockdown= boot parameter, "
+                "CONFIG_LOCK_DOWN_KERNEL_FORCE_*, Secure Boot)")
     return ""
 
 

@@ -69,6 +69,9 @@ _KEYWORDS = {
     "cgroup": ("cgroup",),
 }
 _TC_DIRECTIONS = ("ingress", "egress")
+_ITER_NEEDS_MAP = ("bpf_map_elem", "bpf_sk_storage_map", "sockmap")
+# Keywords that name the hook: attach_all passes them only to programs that need them.
+_TARGET_KEYS = ("tracepoint", "func", "offset", "path", "symbol", "direction")
 
 
 def plan(section: str) -> Plan | None:
@@ -102,6 +105,8 @@ def plan(section: str) -> Plan | None:
             needs = ("iface",) if rest in _TC_DIRECTIONS else ("iface", "direction")
         elif family == "cgroup":
             needs = ("cgroup",)
+        elif family == "iter" and rest in _ITER_NEEDS_MAP:
+            needs = ("map",)
         return Plan(family, rest, needs, accepts)
     return None
 
@@ -239,7 +244,8 @@ def attach_all(programs: dict[str, Program], **kw: Any) -> Attached:
             if missing:
                 skipped[name] = f"needs {', '.join(k + '=' for k in missing)}"
                 continue
-            link = attach(prog, **{k: v for k, v in kw.items() if k in p.accepts})
+            link = attach(prog, **{k: v for k, v in kw.items() if k in p.needs or
+                                   (k in p.accepts and k not in _TARGET_KEYS)})
             stack.callback(link.close)
             links[name] = link
         stack.pop_all()
