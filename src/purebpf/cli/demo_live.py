@@ -112,11 +112,20 @@ def _veth_in_netns(tag: str) -> Iterator[tuple[str, str, str]]:
         print(f"removed {ns} and {host}")
 
 
+@contextlib.contextmanager
 def _sender(ns: str, peer: str, count: int, seed: int,
-            ports: list[int]) -> subprocess.Popen[str]:
-    return subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", _SENDER, peer,
-                             str(count), str(seed), *map(str, ports)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            ports: list[int]) -> Iterator[subprocess.Popen[str]]:
+    """The sender process; killed if the demo stops early (Ctrl-C, an error)."""
+    s = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", _SENDER, peer,
+                          str(count), str(seed), *map(str, ports)],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, text=True)
+    try:
+        yield s
+    finally:
+        if s.poll() is None:
+            s.kill()
+        s.communicate()
 
 
 class _Records:
@@ -172,8 +181,8 @@ def _live(coll: purebpf.Collection, host: str, peer: str, ns: str, n_packets: in
 def _traffic(services: MapOfMaps, records: _Records, ns: str, peer: str, n_packets: int,
              seed: int) -> int:
     # 1. A fixed number of packets, spread over the services.
-    s = _sender(ns, peer, n_packets, seed, list(SERVICES))
-    out, _ = s.communicate(timeout=60)
+    with _sender(ns, peer, n_packets, seed, list(SERVICES)) as s:
+        out, _ = s.communicate(timeout=600)
     records.wait_for(n_packets)
     counts: dict[int, collections.Counter[int]] = {svc: collections.Counter()
                                                     for svc in SERVICES}
@@ -189,17 +198,13 @@ def _traffic(services: MapOfMaps, records: _Records, ns: str, peer: str, n_packe
 
     # 2. Grow one service's table with staged() while packets keep arriving.
     mark = len(records.seen)
-    s = _sender(ns, peer, 0, seed + 1, [GROW_SERVICE])
-    try:
-        time.sleep(0.3)
+    with _sender(ns, peer, 0, seed + 1, [GROW_SERVICE]) as s:
+        records.wait_for(mark + 1000)  # traffic is flowing
         during = len(records.seen)
         with services.staged(GROW_SERVICE, max_entries=len(GROWN) + 1) as bigger:
             bigger.update_batch(range(len(GROWN) + 1), table(GROWN))
-        time.sleep(0.3)
-    finally:
-        assert s.stdin is not None
-        s.stdin.close()
-        out, _ = s.communicate(timeout=30)
+        records.wait_for(len(records.seen) + 1000)  # and goes on after the swap
+        out, _ = s.communicate(timeout=30)  # closes its stdin: the sender stops
     sent = int(out.strip() or 0)
     records.wait_for(mark + sent, timeout=5)
     live = records.seen[mark:]
