@@ -173,17 +173,20 @@ class Collection:
         """Attach every program whose section names its hook (see :func:`purebpf.link.attach`;
         ``kw`` such as ``iface=``/``cgroup=`` go to the programs that take them). Returns the
         links by program name; its ``skipped`` maps each program left alone to the keyword it
-        needs. The collection closes these links when it closes (before its programs)."""
+        needs. Programs attached by an earlier call keep their links (returned again). The
+        collection closes these links when it closes (before its programs)."""
         from .link.auto import attach_all
 
-        links = attach_all(self.programs, **kw)
-        self._links: list[BaseLink] = [*getattr(self, "_links", []), *links.values()]
+        done: dict[str, BaseLink] = getattr(self, "_links", {})
+        links = attach_all({n: p for n, p in self.programs.items() if n not in done}, **kw)
+        self._links = {**done, **links}
+        links.update(done)
         return links
 
     def close(self) -> None:
         """Close every link made by :meth:`attach_all`, then every program and map fd
         (pinned maps stay in the kernel)."""
-        for link in getattr(self, "_links", []):
+        for link in getattr(self, "_links", {}).values():
             link.close()
         for p in self.programs.values():
             p.close()

@@ -175,7 +175,7 @@ def test_wrong_program_type(coll: purebpf.Collection) -> None:
     with pytest.raises(InvalidArgumentError, match="runs LSM"):
         attach_lsm(coll.programs["btf_sys_enter"])
     with pytest.raises(TypeError, match="expected a purebpf.Program"):
-        attach_tracepoint("tp_any", "syscalls", "sys_enter_getpid")  # type: ignore[arg-type]
+        attach_tracepoint("tp_any", "syscalls", "sys_enter_getpid")
 
 
 # --- raw tracepoints and BTF-typed hooks ---------------------------------------------------

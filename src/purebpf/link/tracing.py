@@ -117,8 +117,9 @@ def _perf_error(exc: BPFError, what: str, program: Program) -> BPFError:
     if exc.errno == errno.EPERM:
         return _tracefs.raise_eperm(exc, what, "attaching BPF programs to perf events")
     if exc.errno == errno.EEXIST:
-        return error_for(exc.errno, f"{what}: a program is already attached to this perf "
-                         "event")
+        return error_for(exc.errno, f"{what}: program {program.name!r} is already attached "
+                         "to this hook", hint="the kernel runs a program once per tracepoint "
+                         "or probe: close the other link first")
     if exc.errno == errno.EINVAL:
         return error_for(exc.errno, f"{what}: the kernel refused program {program.name!r} "
                          f"({getattr(program.type, 'name', program.type)}) on this event",
