@@ -295,11 +295,23 @@ def resolve_cgroup_type(program: Program, attach_type: Any, what: str) -> A:
     return at
 
 
+def _attached(cgroup_fd: int, program: Program, at: A) -> bool:
+    try:
+        return program.id in L.prog_query(cgroup_fd, at).prog_ids
+    except BPFError:
+        return False
+
+
 def _attach_error(exc: BPFError, program: Program, at: A, what: str, shown: str,
-                  replace: Program | None = None) -> BPFError:
+                  replace: Program | None = None, cgroup_fd: int = -1) -> BPFError:
     code = exc.errno
     if code == errno.EBADF:
         return _not_cgroup2(what, shown)
+    if code in (errno.EEXIST, errno.EINVAL) and replace is None and cgroup_fd >= 0 and \
+            _attached(cgroup_fd, program, at):
+        # The kernel says EEXIST (6.1) or EINVAL (6.18) for a program attached twice.
+        return BPFError(code, f"{what}: the program is already attached at {at.name} of "
+                        "this cgroup (BPF_PROG_ATTACH takes a program once per hook)")
     if code == errno.EINVAL:
         spec = program.spec
         loaded = expected_type(program, CGROUP_HOOKS[P(program.type)]) if spec else None
@@ -316,9 +328,6 @@ def _attach_error(exc: BPFError, program: Program, at: A, what: str, shown: str,
                          hint="a program attached there without BPF_F_ALLOW_MULTI (exclusive "
                          "or override mode) keeps others out; detach it first (or run as "
                          "root with CAP_NET_ADMIN and CAP_BPF)")
-    if code == errno.EEXIST:
-        return error_for(code, f"{what}: the program is already attached at {at.name} of "
-                         "this cgroup (BPF_PROG_ATTACH takes a program once per hook)")
     if code == errno.ENOENT and replace is not None:
         return error_for(code, f"{what}: the program to replace, {replace.name!r} (id "
                          f"{replace.id}), is not attached at {at.name} of this cgroup")
@@ -385,7 +394,7 @@ def attach_cgroup(program: Program, cgroup: str | os.PathLike[str] | int,
             L.prog_attach(fd, program.fd, at, flags,
                           replace_fd=replace.fd if replace is not None else 0)
         except BPFError as exc:
-            raise _attach_error(exc, program, at, what, shown, replace) from None
+            raise _attach_error(exc, program, at, what, shown, replace, fd) from None
         info = LinkInfo(0, LinkType.CGROUP, program.id, at,
                         {"cgroup_id": os.fstat(fd).st_ino, **extra})
         desc = f"cgroup attachment of {program.name!r} at {at.name} of {shown}"

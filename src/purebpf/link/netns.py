@@ -145,6 +145,13 @@ def attach_netns(program: Program, netns: str | os.PathLike[str] | int | None = 
                                     hint="enter that namespace first (ip netns exec), or "
                                     "use a kernel with netns links (5.8+)",
                                     feature="flow dissector bpf_link")
+        # The kernel's PROG_ATTACH silently replaces a flow dissector already there;
+        # purebpf refuses, as links do.
+        held = L.prog_query(fd, at).prog_ids
+        if held:
+            raise BPFError(errno.EEXIST, f"{what}: a flow dissector is already attached "
+                           f"there (program id {held[0]})", hint="detach it first, or "
+                           "update() the attachment that holds it")
         try:
             L.prog_attach(0, program.fd, at)
         except BPFError as exc:
