@@ -26,6 +26,7 @@ from .errors import (BPFError, BPFPermissionError, ClosedError, InnerMapMismatch
 from .types import MapFlags, MapType
 
 if TYPE_CHECKING:
+    from .events import PerfEventArray, RingBuffer
     from .link._link import BaseLink
     from .link.auto import Attached
 
@@ -182,6 +183,33 @@ class Collection:
         self._links = {**done, **links}
         links.update(done)
         return links
+
+    def ring_buffer(self, name: str, record: Any = None, *,
+                    callback: Any = None) -> RingBuffer:
+        """A :class:`purebpf.events.RingBuffer` over the RINGBUF map ``name``, whose records
+        decode as ``record``: a type named in the object's BTF (``"struct event"``), a
+        ctypes type, or None for bytes."""
+        from .events import RingBuffer
+
+        return RingBuffer(self._map_named(name), record=record, btf=self.spec.btf,
+                          callback=callback)
+
+    def perf_buffer(self, name: str, record: Any = None, *, callback: Any = None,
+                    lost_callback: Any = None, pages: int = 8) -> PerfEventArray:
+        """A :class:`purebpf.events.PerfEventArray` over the PERF_EVENT_ARRAY map ``name``
+        (one perf ring of ``pages`` pages per CPU), decoding records as for
+        :meth:`ring_buffer`."""
+        from .events import PerfEventArray
+
+        return PerfEventArray(self._map_named(name), record=record, btf=self.spec.btf,
+                              callback=callback, lost_callback=lost_callback, pages=pages)
+
+    def _map_named(self, name: str) -> Map:
+        try:
+            return self.maps[name]
+        except KeyError:
+            raise KeyError(f"{self!r} has no map {name!r} (maps: "
+                           f"{', '.join(sorted(self.maps))})") from None
 
     def close(self) -> None:
         """Close every link made by :meth:`attach_all`, then every program and map fd

@@ -12,7 +12,9 @@ import purebpf
 from . import btfcmd as _btf
 from . import demo as _demo
 from . import featurescmd as _features
+from . import eventscmd as _events
 from . import links as _links
+from . import netcmd as _net
 from . import maps as _maps
 from . import progs as _progs
 from ._common import CLIError
@@ -58,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     _maps.add_parser(sub, common)
     _progs.add_parser(sub, common)
     _links.add_parser(sub, common)
+    _net.add_parser(sub, common)
+    _events.add_parser(sub, common)
     _btf.add_parser(sub, common)
     _features.add_parser(sub, common)
     d = sub.add_parser("demo", help="a per-service load balancer on a map-in-map, run on this kernel")

@@ -295,7 +295,7 @@ class Link(KernelObject, BaseLink):
         what = f"detach {self._desc}"
         try:
             with self._lock:
-                if self._detached:
+                if self._detached or _defunct(decode_info(L.link_info(self.fd))):
                     raise error_for(errno.ENOLINK, f"{what}: it is already detached")
                 L.link_detach(self.fd)
                 self._detached = True
@@ -320,6 +320,15 @@ class Link(KernelObject, BaseLink):
             return f"<Link {_type_name(self._info.type)} closed>"
         return f"<Link {_type_name(self._info.type)} id={self._info.id} " \
                f"prog_id={self._info.program_id} fd={self._fd}>"
+
+
+def _defunct(info: LinkInfo) -> bool:
+    """Whether the kernel reports the link's target as gone (a detached XDP, tcx, netkit,
+    cgroup or netns link reads back ifindex/cgroup_id/netns_ino 0)."""
+    for key in ("ifindex", "cgroup_id", "netns_ino"):
+        if key in info.target:
+            return not info.target[key]
+    return False
 
 
 def check_program(program: Any, what: str, types: Any) -> None:
