@@ -30,11 +30,13 @@ def test_errors_print_one_line_without_traceback(capsys: pytest.CaptureFixture[s
 
 @pytest.mark.skipif(shutil.which("clang-19") is None, reason="clang-19 is not installed")
 def test_shipped_demo_object_matches_its_source(tmp_path: pathlib.Path) -> None:
-    for f in ("lb.c", "Makefile"):
+    for f in ("lb.c", "snoop.c", "Makefile"):
         shutil.copy(ROOT / "examples" / f, tmp_path)
     subprocess.run(["make", "-s", "-C", str(tmp_path), f"OUT={tmp_path}"], check=True,
                    capture_output=True)
     assert filecmp.cmp(tmp_path / "lb.bpf.o", ROOT / "src/purebpf/data/lb.bpf.o",
+                       shallow=False), "rebuild with make -C examples"
+    assert filecmp.cmp(tmp_path / "snoop.bpf.o", ROOT / "examples/snoop.bpf.o",
                        shallow=False), "rebuild with make -C examples"
 
 
