@@ -20,7 +20,8 @@ sys.path.insert(0, str(ROOT / "src"))
 
 import purebpf  # noqa: E402
 
-MODULES = ["purebpf", "purebpf.features", "purebpf.btf", "purebpf.asm"]
+MODULES = ["purebpf", "purebpf.features", "purebpf.link", "purebpf.events", "purebpf.btf",
+           "purebpf.asm"]
 
 
 def _sig(obj: Any) -> str:

@@ -39,6 +39,7 @@ from .errors import PinExistsError as PinExistsError
 from .errors import PinNotFoundError as PinNotFoundError
 from .errors import VerifierError as VerifierError
 from .types import AttachType as AttachType
+from .types import LinkType as LinkType
 from .types import MapFlags as MapFlags
 from .types import MapType as MapType
 from .types import ProgramType as ProgramType
@@ -47,7 +48,21 @@ from .types import UpdateFlags as UpdateFlags
 __version__ = "0.1.0"
 
 
+# Loaded on first use (they pull in the attach and event machinery): name -> module.
+_LAZY = {"Link": "link", "LinkInfo": "link", "RingBuffer": "events",
+         "PerfEventArray": "events", "Poller": "events", "link": None, "events": None}
+
+
 def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        mod = _LAZY[name]
+        value: object = importlib.import_module(f"{__name__}.{mod or name}")
+        if mod is not None:
+            value = getattr(value, name)
+        globals()[name] = value
+        return value
     # Deprecated names: still importable, with a warning pointing at the new one.
     if name == "TestRun":
         import warnings
@@ -65,5 +80,6 @@ __all__ = [
     "ProgramInfo", "ProgramSpec", "ProgramType", "Reference", "RunResult", "VerifierError",
     "Collection", "CollectionSpec", "Variable", "VariableSpec", "load", "possible_cpus",
     "BTFHandle", "BTFInfo", "asm", "MapMismatchError", "PinExistsError", "PinNotFoundError",
-    "KeylessMap",
+    "KeylessMap", "LinkType", "Link", "LinkInfo", "RingBuffer", "PerfEventArray", "Poller",
+    "link", "events",
 ]
