@@ -118,3 +118,30 @@ def test_events_refuses_a_map_of_another_type(capsys: pytest.CaptureFixture[str]
     assert main(["events", str(ROOT / "examples/snoop.bpf.o"), "packets"]) == 1
     assert "is an ARRAY map; events come from RINGBUF and PERF_EVENT_ARRAY maps" in \
         capsys.readouterr().err
+
+
+def test_map_tree_marks_what_an_attached_program_reaches(
+        capsys: pytest.CaptureFixture[str], veth: VethPair) -> None:  # noqa: F811
+    from purebpf.link import attach_xdp
+
+    with purebpf.load(ROOT / "src/purebpf/data/lb.bpf.o") as coll:
+        services = coll.maps["services"]
+        assert isinstance(services, purebpf.MapOfMaps)
+        with services.new_inner(max_entries=3) as t:
+            t[0], t[1], t[2] = 2, 101, 102
+            services[53] = t
+        assert main(["map", "tree", str(services.id)]) == 0
+        out = capsys.readouterr().out
+        assert "'balance': not attached" in out and "  [53] -> " in out
+        assert "reachable" not in out
+        with attach_xdp(coll.programs["balance"], veth.host) as link:
+            assert main(["map", "tree", str(services.id)]) == 0
+            out = capsys.readouterr().out
+            assert f"'balance': xdp link {link.id} (ifindex {veth.host_index}" in out
+            assert "'pick_backend': not attached" in out
+            assert "(* reachable by an attached program)" in out and "  * [53] -> " in out
+            assert main(["--json", "map", "tree", str(services.id)]) == 0
+            d = json.loads(capsys.readouterr().out)
+            assert [c["reachable"] for c in d["inner_maps"]] == [True]
+            by_name = {p["name"]: p for p in d["programs"]}
+            assert by_name["balance"]["attached"] and not by_name["pick_backend"]["attached"]

@@ -211,8 +211,14 @@ def tree_lines(d: dict[str, Any], indent: str = "") -> Iterator[str]:
         slots = f" of {d['max_entries']} slots" if d["type"] == "array_of_maps" else ""
         yield f"{head}  inner maps {len(d['inner_maps'])}{slots}"
         yield f"{indent}    {template_text(d['inner_template'])}"
+        for p in d.get("programs", ()):
+            how = ", ".join(p["attached"]) if p["attached"] else "not attached"
+            yield f"{indent}    used by program {p['id']} {p['name']!r}: {how}"
+        if any(c.get("reachable") for c in d["inner_maps"]):
+            yield f"{indent}    (* reachable by an attached program)"
         for child in d["inner_maps"]:
-            prefix = f"{indent}  [{show(child['key'])}] -> "
+            mark = "* " if child.get("reachable") else ""
+            prefix = f"{indent}  {mark}[{show(child['key'])}] -> "
             if "error" in child and "type" not in child:
                 yield f"{prefix}{child['id']}: {child['error']}"
                 continue

@@ -56,11 +56,27 @@ def cmd_tree(args: argparse.Namespace) -> int:
             raise CLIError(f"map {m.id} ({type_name(m.type)}) is not an outer map: 'map tree' "
                            "shows ARRAY_OF_MAPS and HASH_OF_MAPS (use 'map dump')")
         d = tree_node(m, args.values, limit)
+    _mark_reach(d)
     if wants_json(args):
         emit_json(args, d)
     else:
         print("\n".join(tree_lines(d)))
     return 0
+
+
+def _mark_reach(d: dict[str, Any]) -> None:
+    """Add the programs that use the outer map (or an inner map directly), and mark each
+    inner map an attached program can reach: through the outer map (any slot) or by
+    using the inner map itself."""
+    from ._reach import users
+
+    inner_ids = {c["id"] for c in d.get("inner_maps", []) if "id" in c}
+    progs = users({d["id"]} | inner_ids)
+    d["programs"] = progs
+    through_outer = any(p["attached"] and d["id"] in p["map_ids"] for p in progs)
+    for c in d.get("inner_maps", []):
+        c["reachable"] = through_outer or any(
+            p["attached"] and c.get("id") in p["map_ids"] for p in progs)
 
 
 def cmd_dump(args: argparse.Namespace) -> int:
