@@ -32,7 +32,9 @@ _FLAG_BITS = BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT
 _LEN_MASK = ~_FLAG_BITS & 0xFFFFFFFF
 # Records of one length in a row, from which one struct iteration copies them out.
 _RUN_MIN = 8
+_RUN_MAX = 1 << 16
 _ORDER: Any = sys.byteorder
+_LITTLE = sys.byteorder == "little"
 _FIRST = operator.itemgetter(0)
 
 # include/uapi/linux/perf_event.h: struct perf_event_mmap_page, perf_event_header.
@@ -44,7 +46,6 @@ PERF_HEADER_SZ = 8
 
 _U64 = struct.Struct("=Q")
 _U32 = struct.Struct("=I")
-_PERF_HDR = struct.Struct("=IHH")
 _LOST = struct.Struct("=QQ")
 
 Append = Callable[[bytes], Any]
@@ -53,6 +54,22 @@ Append = Callable[[bytes], Any]
 class Out(Protocol):
     def append(self, item: bytes, /) -> Any: ...
     def extend(self, items: Iterable[bytes], /) -> Any: ...
+
+
+def _same(items: bytes, one: bytes, k: int) -> int:
+    """How many of the ``k`` items (each ``len(one)`` bytes) at the start of ``items`` are
+    equal to ``one`` (C-speed comparisons of prefixes, a binary search on mismatch)."""
+    if items == one * k:
+        return k
+    w = len(one)
+    lo, hi = 1, k - 1  # items[0] == one; items are not all equal
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if items[:mid * w] == one * mid:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 class RingbufMemory:
@@ -95,6 +112,7 @@ class RingbufMemory:
         mask, base, flag_bits = self.mask, PAGE_SIZE, _FLAG_BITS
         cons = v64c[0]
         got = discarded = 0
+        single = 0  # records to take one by one before looking for a run again
         while got < limit:
             prod = v64p[0]
             if cons >= prod:
@@ -111,13 +129,18 @@ class RingbufMemory:
                     cons += ((hdr & _LEN_MASK) + 15) & ~7
                     continue
                 stride = (hdr + 15) & ~7  # header + data, rounded up to 8 bytes
-                k = (prod - cons) // stride
-                if k >= _RUN_MIN:
+                k = min((prod - cons) // stride, _RUN_MAX)
+                if single:
+                    single -= 1
+                elif k >= _RUN_MIN:
                     # A run of records of one length (the usual case): check all their
                     # headers at once, then copy them out with one struct iteration.
-                    end = off + k * stride
-                    heads = v32[off >> 2:end >> 2:stride >> 2].tobytes()
-                    if heads == hdr.to_bytes(4, _ORDER) * k:
+                    heads = v32[off >> 2:(off + k * stride) >> 2:stride >> 2].tobytes()
+                    k = _same(heads, hdr.to_bytes(4, _ORDER), k)
+                    if k < _RUN_MIN:
+                        single = _RUN_MIN  # mixed lengths: do not look again at once
+                    else:
+                        end = off + k * stride
                         st = self._runs.get(hdr)
                         if st is None:
                             st = self._runs[hdr] = struct.Struct(
@@ -153,31 +176,62 @@ class PerfRingMemory:
         self.mask = self.size - 1
         self._mm = mmap.mmap(fd, PAGE_SIZE * (pages + 1), mmap.MAP_SHARED,
                              mmap.PROT_READ | mmap.PROT_WRITE)
+        self._view = memoryview(self._mm)
+        self._v32 = self._view.cast("I")
+        self._v64 = self._view.cast("Q")
+        self._runs: dict[tuple[int, int], struct.Struct] = {}
 
     def positions(self) -> tuple[int, int]:
         """(data_tail, data_head)."""
-        return (_U64.unpack_from(self._mm, PERF_DATA_TAIL_OFF)[0],
-                _U64.unpack_from(self._mm, PERF_DATA_HEAD_OFF)[0])
+        return self._v64[PERF_DATA_TAIL_OFF >> 3], self._v64[PERF_DATA_HEAD_OFF >> 3]
 
-    def consume(self, append: Append, lost: Callable[[int], Any]) -> int:
+    def consume(self, out: Out, lost: Callable[[int], Any]) -> int:
         """Copy out every record between data_tail and data_head: the raw data of each
-        PERF_RECORD_SAMPLE goes to ``append``, the count of each PERF_RECORD_LOST to
-        ``lost``; then write data_tail. Returns the number of samples."""
-        mm, size, mask, base = self._mm, self.size, self.mask, PAGE_SIZE
-        u32, hdr_of = _U32.unpack_from, _PERF_HDR.unpack_from
-        head = _U64.unpack_from(mm, PERF_DATA_HEAD_OFF)[0]
-        tail = _U64.unpack_from(mm, PERF_DATA_TAIL_OFF)[0]
-        got = 0
+        PERF_RECORD_SAMPLE goes to ``out``, the count of each PERF_RECORD_LOST to ``lost``;
+        then write data_tail. Returns the number of samples."""
+        mm, v32, v64 = self._mm, self._v32, self._v64
+        size, mask, base = self.size, self.mask, PAGE_SIZE
+        append, extend = out.append, out.extend
+        head = v64[PERF_DATA_HEAD_OFF >> 3]
+        tail = v64[PERF_DATA_TAIL_OFF >> 3]
+        got = single = 0
         while tail < head:
             off = tail & mask
+            start = base + off
             # Records are 8-byte aligned and the ring a power of two: a header never wraps.
-            rtype, _misc, rsize = hdr_of(mm, base + off)
+            word = v64[start >> 3]  # struct perf_event_header {u32 type; u16 misc, size}
+            if _LITTLE:
+                rtype, rsize = word & 0xFFFFFFFF, word >> 48
+            else:
+                rtype, rsize = word >> 32, word & 0xFFFF
             if rsize < PERF_HEADER_SZ:
                 break  # never written by a sane kernel; stop rather than spin
-            start = base + off
             if off + rsize <= size:
                 if rtype == PERF_RECORD_SAMPLE:
-                    n = u32(mm, start + 8)[0]
+                    n = v32[(start + 8) >> 2]
+                    k = min((head - tail) // rsize, (size - off) // rsize, _RUN_MAX)
+                    if single:
+                        single -= 1
+                    elif k >= _RUN_MIN:
+                        # Samples of one size in a row: check every header and raw size at
+                        # once, then copy the data out with one struct iteration.
+                        step = rsize >> 3
+                        k = _same(v64[start >> 3:(start + k * rsize) >> 3:step].tobytes(),
+                                  word.to_bytes(8, _ORDER), k)
+                        k = _same(v32[(start + 8) >> 2:(start + 8 + k * rsize) >> 2:2 * step]
+                                  .tobytes(), n.to_bytes(4, _ORDER), k)
+                        if k < _RUN_MIN:
+                            single = _RUN_MIN
+                        else:
+                            st = self._runs.get((rsize, n))
+                            if st is None:
+                                st = self._runs[(rsize, n)] = struct.Struct(
+                                    f"=12x{n}s{rsize - 12 - n}x")
+                            extend(map(_FIRST, st.iter_unpack(
+                                self._view[start:start + k * rsize])))
+                            got += k
+                            tail += k * rsize
+                            continue
                     append(mm[start + 12:start + 12 + n])
                     got += 1
                 elif rtype == PERF_RECORD_LOST:
@@ -185,16 +239,18 @@ class PerfRingMemory:
             else:
                 rec = mm[start:base + size] + mm[base:base + off + rsize - size]
                 if rtype == PERF_RECORD_SAMPLE:
-                    n = u32(rec, 8)[0]
+                    n = _U32.unpack_from(rec, 8)[0]
                     append(rec[12:12 + n])
                     got += 1
                 elif rtype == PERF_RECORD_LOST:
                     lost(_LOST.unpack_from(rec, 8)[1])
             tail += rsize
-        _U64.pack_into(mm, PERF_DATA_TAIL_OFF, tail)
+        v64[PERF_DATA_TAIL_OFF >> 3] = tail
         return got
 
     def close(self) -> None:
+        for v in (self._v32, self._v64, self._view):
+            v.release()
         self._mm.close()
 
 

@@ -95,13 +95,22 @@ class Consumer:
             return 0
         return self._read(self._pending)
 
-    def _deliver(self, n_new: int) -> int:
-        """Give the pending records to the callback (lock held); the number given."""
+    def _take(self) -> list[bytes]:
+        """The pending records and what is available now, taken out (lock held)."""
+        pending = self._pending
+        raws: list[bytes] = list(pending) if pending else []
+        pending.clear()
+        if not self._closed:
+            self._read(raws)
+        return raws
+
+    def _deliver(self, raws: list[bytes]) -> int:
+        """Give ``raws`` to the callback (lock held); the number given. What is not given
+        (the callback raised, or a record could not be decoded) stays pending."""
         cb, pending = self.callback, self._pending
         if cb is None:
-            return n_new
-        raws = list(pending)
-        pending.clear()
+            pending.extend(raws)
+            return len(raws)
         try:
             records = self._record.decode_all(raws, self._desc)
         except InvalidArgumentError as exc:
@@ -109,13 +118,15 @@ class Consumer:
             pending.extend(raws[:bad])
             pending.extend(raws[bad + 1:])
             raise
-        for i, rec in enumerate(records):
-            try:
+        i = 0
+        try:
+            for rec in records:
                 cb(rec)
-            except BaseException:
-                pending.extend(raws[i + 1:])  # delivered next time
-                raise
-        return len(records)
+                i += 1
+        except BaseException:
+            pending.extend(raws[i + 1:])  # delivered next time
+            raise
+        return i
 
     def consume(self) -> int:
         """Read every record available now, without waiting, and pass each to the callback;
@@ -123,7 +134,7 @@ class Consumer:
         iteration, and the number read is returned. Raises ClosedError once closed."""
         with self._lock:
             self._check("consume")
-            return self._deliver(self._fill())
+            return self._deliver(self._take())
 
     def poll(self, timeout: float | None = None) -> int:
         """Wait up to ``timeout`` seconds (None: no limit) for records, then
@@ -131,22 +142,20 @@ class Consumer:
         thread closed this object during the wait). Waits in epoll, never spins."""
         with self._lock:
             self._check("poll")
-            n = self._fill()
-            if not n and not self._pending:
+            raws = self._take()
+            if not raws:
                 self._waiter.wait(timeout)
                 if self._closing:
                     return 0
-                n = self._fill()
-            return self._deliver(n)
+                raws = self._take()
+            return self._deliver(raws)
 
     def drain(self) -> list[Any]:
         """Every record available now (decoded as ``record=`` says), without waiting and
         without calling the callback."""
         with self._lock:
             self._check("drain")
-            self._fill()
-            raws = list(self._pending)
-            self._pending.clear()
+            raws = self._take()
             try:
                 return self._record.decode_all(raws, self._desc)
             except InvalidArgumentError as exc:

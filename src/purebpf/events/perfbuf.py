@@ -93,9 +93,8 @@ class PerfEventArray(Consumer):
 
     def _read(self, out: Out) -> int:
         got = 0
-        append = out.append
         for cpu, ring in self._rings:
-            got += ring.consume(append, functools.partial(self._on_lost, cpu))
+            got += ring.consume(out, functools.partial(self._on_lost, cpu))
         return got
 
     def _on_lost(self, cpu: int, count: int) -> None:

@@ -72,14 +72,3 @@ class RingBuffer(Consumer):
             self._check("pending_bytes")
             cons, prod = self._mem.positions()
             return prod - cons
-
-    def drain(self) -> list[Any]:
-        with self._lock:
-            if self._pending or self.closed or self._record.decode is not None:
-                return super().drain()
-            # The hot path: straight from the ring into the list returned.
-            out: list[Any] = []
-            self._read(out)
-            return out
-
-    drain.__doc__ = Consumer.drain.__doc__
