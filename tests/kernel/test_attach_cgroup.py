@@ -14,6 +14,8 @@ import errno
 import gc
 import os
 import pathlib
+import platform
+import re
 import socket
 import subprocess
 import sys
@@ -56,6 +58,17 @@ def connect_in(cgroup: str) -> int:
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     return int(r.stdout)
+
+
+def fds_on(path: str) -> int:
+    """How many of this process's fds are open on ``path`` (a cgroup directory)."""
+    n = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            n += os.readlink(f"/proc/self/fd/{fd}") == path
+        except OSError:
+            pass
+    return n
 
 
 def mechanisms() -> list[object]:
@@ -119,9 +132,11 @@ def test_program_runs_for_processes_in_the_cgroup_until_closed(
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.connect(("127.0.0.1", 9))
         assert counts(objs) == (1, 0)
+        assert fds_on(cgroup) == (0 if mechanism == "bpf_link" else 1)
     assert connect_in(cgroup) == 0
     assert counts(objs) == (1, 0)  # detached by close()
     assert query_cgroup(cgroup) == []
+    assert fds_on(cgroup) == 0
 
 
 @pytest.mark.parametrize("mechanism", mechanisms())
@@ -372,6 +387,7 @@ def test_a_forgotten_attachment_is_detached_with_a_warning(objs: purebpf.Collect
     assert any(issubclass(w.category, ResourceWarning) and "unclosed" in str(w.message)
                for w in caught)
     assert query_cgroup(cgroup) == []
+    assert fds_on(cgroup) == 0
 
 
 @pytest.mark.parametrize("name", ["connect4", "inet4_connect", "CGROUP_INET4_CONNECT",
@@ -392,3 +408,25 @@ def test_bpftool_short_names(name: str, member: str) -> None:
     from purebpf.link.cgroup import CGROUP_ALIASES
 
     assert CGROUP_ALIASES[name] == AttachType[member]
+
+
+def _kernel() -> tuple[int, int]:
+    major, minor = platform.release().split(".")[:2]
+    return int(major), int(re.match(r"\d+", minor).group())  # type: ignore[union-attr]
+
+
+def test_the_link_probe_matches_the_kernel_version() -> None:
+    assert has_link(ProgramType.CGROUP_SKB, AttachType.CGROUP_INET_INGRESS) == \
+        (_kernel() >= (5, 7))
+    assert has_link(ProgramType.CGROUP_SOCK_ADDR, CONNECT4) == (_kernel() >= (5, 7))
+
+
+def test_the_attachment_does_not_need_the_program_open(objs: purebpf.Collection,
+                                                       cgroup: str) -> None:
+    prog_id = objs.programs["count_connect4"].id
+    for mech in ("auto", "prog_attach"):
+        with Program.from_id(prog_id) as p:
+            att = attach_cgroup(p, cgroup, "connect4", mechanism=mech)
+        with att:
+            assert [q.program_id for q in query_cgroup(cgroup)] == [prog_id]
+        assert query_cgroup(cgroup) == []

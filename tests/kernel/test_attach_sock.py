@@ -15,6 +15,8 @@ import errno
 import json
 import os
 import pathlib
+import platform
+import re
 import socket
 import subprocess
 import sys
@@ -367,3 +369,29 @@ def test_closing_the_map_first(objs: purebpf.Collection) -> None:
     assert isinstance(att, SockmapAttachment)
     att.close()
     assert att.closed
+
+
+def _kernel() -> tuple[int, int]:
+    major, minor = platform.release().split(".")[:2]
+    return int(major), int(re.match(r"\d+", minor).group())  # type: ignore[union-attr]
+
+
+def test_the_link_probes_match_the_kernel_version() -> None:
+    assert has_link(ProgramType.SK_MSG, AttachType.SK_MSG_VERDICT) == (_kernel() >= (6, 10))
+    assert has_link(ProgramType.SK_SKB, AttachType.SK_SKB_VERDICT) == (_kernel() >= (6, 10))
+    assert has_link(ProgramType.FLOW_DISSECTOR, AttachType.FLOW_DISSECTOR) == \
+        (_kernel() >= (5, 8))
+    assert has_link(ProgramType.SK_LOOKUP, AttachType.SK_LOOKUP) == (_kernel() >= (5, 9))
+
+
+def test_insisting_on_a_sockmap_link(objs: purebpf.Collection, sockmap: Map) -> None:
+    msg = objs.programs["count_msg"]
+    if has_link(ProgramType.SK_MSG, AttachType.SK_MSG_VERDICT):
+        with attach_sockmap(msg, sockmap, mechanism="bpf_link") as link:
+            assert isinstance(link, Link)
+    else:
+        with pytest.raises(NotSupportedError) as exc:
+            attach_sockmap(msg, sockmap, mechanism="bpf_link")
+        assert "no bpf_link for this hook" in str(exc.value)
+        assert exc.value.feature == "sockmap bpf_link (BPF_LINK_CREATE, 6.10)"
+    assert query_sockmap(sockmap) == []

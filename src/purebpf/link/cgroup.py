@@ -98,7 +98,9 @@ def check_mechanism(mechanism: str, what: str) -> None:
                                    f"of {', '.join(map(repr, MECHANISMS))}")
 
 
-_NOT_AN_FD = 0x7FFFFFFF  # an fd number no process has open: the kernel's lookup says EBADF
+# Above the largest fd any process can have (fs.nr_open tops out at 2**31 - 64): the
+# kernel's lookup of it says EBADF.
+_NOT_AN_FD = 0x7FFFFFFF
 
 
 @functools.cache
