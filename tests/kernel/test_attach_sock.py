@@ -166,7 +166,8 @@ with purebpf.load(sys.argv[1]) as coll:
     with Program.load(code.spec("dissect2", ProgramType.FLOW_DISSECTOR)) as other:
         with attach_netns(prog, mechanism="prog_attach") as att:
             info = att.info()
-            out["info"] = [type(att).__name__, info.mechanism, info.id, info.program_id == prog.id]
+            out["info"] = [type(att).__name__, info.mechanism, info.id, info.program_id == prog.id,
+                           "path" in info.target]
             out["query"] = [(p.program_id == prog.id, p.link_id) for p in query_netns()]
             try:
                 attach_netns(other, mechanism="prog_attach")
@@ -190,7 +191,7 @@ def test_flow_dissector_prog_attach_inside_the_netns(netns: str) -> None:
                        env={**os.environ, "PYTHONPATH": SRC})
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    assert out["info"] == ["NetnsAttachment", "prog_attach", 0, True]
+    assert out["info"] == ["NetnsAttachment", "prog_attach", 0, True, False]
     assert out["query"] == [[True, 0]]
     assert out["second"][0] == errno.EEXIST  # PROG_ATTACH of another one is refused...
     assert "already attached" in out["second"][1]

@@ -322,7 +322,8 @@ def _attach_error(exc: BPFError, program: Program, at: A, what: str, shown: str,
                              f"was loaded for {loaded.name} (its expected attach type)",
                              hint=f"attach it at {loaded.name}, or load it for {at.name} "
                              f"(section {_short_section(at)!r})")
-        return error_for(code, f"{what}: the kernel refuses a {getattr(program.type, 'name', program.type)} program at "
+        tname = getattr(program.type, "name", program.type)
+        return error_for(code, f"{what}: the kernel refuses a {tname} program at "
                          f"{at.name}", hint="a program's expected attach type (set when it "
                          "was loaded, from its section) must be the hook it is attached to")
     if code == errno.EPERM:
@@ -334,8 +335,8 @@ def _attach_error(exc: BPFError, program: Program, at: A, what: str, shown: str,
         return error_for(code, f"{what}: the program to replace, {replace.name!r} (id "
                          f"{replace.id}), is not attached at {at.name} of this cgroup")
     if code == errno.E2BIG:
-        return error_for(code, f"{what}: the hook already holds the most programs the "
-                         "kernel allows (64)")
+        return BPFError(code, f"{what}: the hook already holds the most programs the "
+                        "kernel allows (64)")
     return error_for(code, f"{what}: {exc.strerror}")
 
 

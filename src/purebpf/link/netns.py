@@ -43,7 +43,7 @@ def _describe(netns: Any) -> str:
 def open_netns(netns: Any, what: str) -> tuple[int, str | None]:
     """A new fd for ``netns`` (None: the calling thread's; an ``ip netns`` name; a path
     such as /proc/PID/ns/net or /var/run/netns/NAME; an open fd, duplicated) and the
-    path it was opened by."""
+    path it was opened by (None for an fd or the thread's own)."""
     if isinstance(netns, int) and not isinstance(netns, bool):
         try:
             fd, path = os.dup(netns), None
@@ -83,7 +83,7 @@ def open_netns(netns: Any, what: str) -> tuple[int, str | None]:
                                    f"network namespace ({it})",
                                    hint="pass /proc/PID/ns/net, /var/run/netns/NAME or a "
                                    "name from `ip netns list`")
-    return fd, path
+    return fd, (None if path == _OWN_NETNS else path)
 
 
 def _same_netns(fd: int) -> bool:
