@@ -44,6 +44,15 @@ CLONE_NEWNET = 0x40000000
 _counter = itertools.count()
 T = TypeVar("T")
 
+# The drivers and tc modules these fixtures use, loaded now, at import: where they are
+# modules, loading one creates a module BTF object, which must not count as something a
+# test left behind. (Nothing happens where they are built in or already loaded.)
+MODULES = ("veth", "ifb", "sch_ingress", "cls_bpf")
+try:
+    subprocess.run(["modprobe", "-q", "-a", *MODULES], capture_output=True)
+except OSError:  # no modprobe: the kernel loads them on demand, and a test may then fail
+    pass
+
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     res = subprocess.run(["ip", *args], capture_output=True, text=True)

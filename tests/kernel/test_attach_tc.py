@@ -196,6 +196,8 @@ def test_wrong_program_type(coll: Collection, veth: VethPair, name: str,
         attach_tc(coll.programs[name], veth.host)
     assert exc.value.errno == errno.EINVAL
     assert f"'{name}' is {type_name}" in str(exc.value) and "SCHED_CLS" in str(exc.value)
+    if type_name == "SCHED_ACT":
+        assert "tc actions" in str(exc.value)
     assert tc_ids(veth.host, "ingress") == [] and no_clsact(veth.host)
 
 

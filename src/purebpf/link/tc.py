@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from .._sys import links as L
 from .._sys import netlink as nl
-from ..errors import BPFError, NotSupportedError, error_for
+from ..errors import BPFError, InvalidArgumentError, NotSupportedError, error_for
 from ..types import LinkType, ProgramType
 from ._link import Attachment, Link, LinkInfo, check_program
 from .net import DIRECTIONS, has_tcx, resolve_iface
@@ -46,6 +46,12 @@ def attach_tc(prog: Program, iface: str | int, direction: str = "ingress", *,
     priority/handle (filter) is already taken, NotSupportedError for ``before``/``after``
     on a kernel without tcx, InvalidArgumentError for a program that is not SCHED_CLS."""
     what = f"attach tc program {getattr(prog, 'name', '?')!r} to {iface!r} {direction}"
+    if getattr(prog, "type", None) == ProgramType.SCHED_ACT:
+        raise InvalidArgumentError(errno.EINVAL, f"{what}: program {prog.name!r} is "
+                                   "SCHED_ACT, this hook runs SCHED_CLS programs",
+                                   hint="SCHED_ACT programs run as tc actions (act_bpf), "
+                                        "which attach_tc does not add; SCHED_CLS programs "
+                                        "return the verdict themselves (direct action)")
     check_program(prog, what, (ProgramType.SCHED_CLS,))
     if direction not in DIRECTIONS:
         raise ValueError(f"{what}: direction must be 'ingress' or 'egress', not {direction!r}")
@@ -68,7 +74,8 @@ def attach_tc(prog: Program, iface: str | int, direction: str = "ingress", *,
     index, ifname = resolve_iface(iface, what)
     what = f"attach tc program {prog.name!r} to {ifname} (ifindex {index}) {direction}"
     if mechanism is None:
-        mechanism = "tc_filter" if filter_args or not has_tcx() else "tcx"
+        ordered = before is not None or after is not None
+        mechanism = "tcx" if ordered or (has_tcx() and not filter_args) else "tc_filter"
     if mechanism == "tcx":
         if not has_tcx():
             raise NotSupportedError(errno.EOPNOTSUPP, f"{what}: this kernel has no tcx "
