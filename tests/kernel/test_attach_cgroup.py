@@ -430,3 +430,22 @@ def test_the_attachment_does_not_need_the_program_open(objs: purebpf.Collection,
         with att:
             assert [q.program_id for q in query_cgroup(cgroup)] == [prog_id]
         assert query_cgroup(cgroup) == []
+
+
+@pytest.mark.parametrize("mechanism", mechanisms())
+def test_a_hook_held_exclusively_refuses_more_programs(objs: purebpf.Collection, cgroup: str,
+                                                       mechanism: str) -> None:
+    count = objs.programs["count_connect4"]
+    with _fd(cgroup) as fd:
+        L.prog_attach(fd, count.fd, CONNECT4)  # no BPF_F_ALLOW_MULTI: exclusive
+        try:
+            assert query_cgroup(cgroup, CONNECT4) == \
+                [AttachedProgram(CONNECT4, count.id, "count_connect4", 0, 0)]
+            with pytest.raises(BPFError) as exc:
+                attach_cgroup(objs.programs["other_connect4"], cgroup, mechanism=mechanism)
+            assert exc.value.errno == errno.EPERM
+            assert "takes no more programs" in str(exc.value)
+            assert "without BPF_F_ALLOW_MULTI" in str(exc.value)
+        finally:
+            L.prog_detach(fd, count.fd, CONNECT4)
+    assert query_cgroup(cgroup) == []
