@@ -70,7 +70,12 @@ def has_perf_link(program: Program) -> bool:
             answer = True
         except BPFError as exc:
             answer = exc.errno != errno.EINVAL
-        _PERF_LINK.append(answer)
+        # EINVAL also comes from a program loaded for another attach type (kprobe.multi):
+        # only a plain program's "no" is the kernel's answer.
+        plain = program.spec is None or not program.spec.expected_attach_type
+        if answer or plain:
+            _PERF_LINK.append(answer)
+        return answer
     return _PERF_LINK[0]
 
 
