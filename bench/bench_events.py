@@ -20,7 +20,9 @@ process (and the C child) is pinned to one CPU, where the producer runs too.
 
 Rows: (1) RINGBUF, 8-byte records: ``rb.drain()`` (a list of bytes), (2) the same with a
 Python callback per record (``rb.consume()``), (3) records decoded as a ctypes type,
-(4) PERF_EVENT_ARRAY, 32-byte samples: ``pe.drain()``. Target (issue 9): 1M records/s.
+(4) PERF_EVENT_ARRAY, 32-byte samples: ``pe.drain()``, (5) RINGBUF records of 1..32 bytes,
+each length after the other (no runs of one length: the record-by-record path).
+Target (issue 9): 1M records/s.
 """
 
 from __future__ import annotations
@@ -61,7 +63,8 @@ class Config:
 class CSide:
     """The C consumer, a child process driven over a pipe (None fields when unavailable)."""
 
-    def __init__(self, ring_fd: int, perf_fd: int, pages: int, enabled: bool) -> None:
+    def __init__(self, ring_fd: int, mixed_fd: int, perf_fd: int, pages: int,
+                 enabled: bool) -> None:
         self.proc: subprocess.Popen[str] | None = None
         self.note = ""
         cc = shutil.which("cc") if enabled else None
@@ -73,9 +76,10 @@ class CSide:
         if binary is None:
             self.note = "compiling events_libbpf.c failed"
             return
-        self.proc = subprocess.Popen([str(binary), str(ring_fd), str(perf_fd), str(pages)],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                     pass_fds=(ring_fd, perf_fd))
+        self.proc = subprocess.Popen(
+            [str(binary), str(ring_fd), str(mixed_fd), str(perf_fd), str(pages)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            pass_fds=(ring_fd, mixed_fd, perf_fd))
 
     def ask(self, cmd: str) -> str:
         assert self.proc is not None and self.proc.stdin and self.proc.stdout
@@ -103,14 +107,19 @@ class Bench:
         spec = CollectionSpec.from_file(EVENTS_O)
         # 16 bytes per record: room for ring_records - 1 (the ring keeps one slot free).
         spec.maps["bench"].max_entries = 16 * cfg.ring_records
+        # Records of 1..32 bytes take 16..40 bytes (28 on average): room for all of them.
+        spec.maps["events"].max_entries = 32 * cfg.ring_records
         self.coll = purebpf.load(spec)
         self.coll.maps["cfg"][0] = PER_RUN
         self.ring = self.coll.maps["bench"]
-        self.c = CSide(self.ring.fd, self.coll.maps["perf"].fd, cfg.perf_pages, c_enabled)
+        self.mixed = self.coll.maps["events"]
+        self.c = CSide(self.ring.fd, self.mixed.fd, self.coll.maps["perf"].fd,
+                       cfg.perf_pages, c_enabled)
         self.samples: dict[str, list[tuple[int, int]]] = {}
 
-    def fill_ring(self) -> None:
-        self.coll.programs["rb_bench"].test_run(PACKET, repeat=self.cfg.ring_records // PER_RUN)
+    def fill_ring(self, mixed: bool = False) -> None:
+        self.coll.programs["rb_varlen" if mixed else "rb_bench"].test_run(
+            PACKET, repeat=self.cfg.ring_records // PER_RUN)
 
     def fill_perf(self) -> None:
         self.coll.programs["perf_output"].test_run(PACKET,
@@ -121,7 +130,7 @@ class Bench:
 
     # -- the Python side ------------------------------------------------------------------
     def py_ring(self, rb: RingBuffer, row: str, how: str) -> None:
-        self.fill_ring()
+        self.fill_ring(rb.map_name == "events")
         with common.no_gc():
             t0 = time.perf_counter_ns()
             if how == "consume":
@@ -145,8 +154,9 @@ class Bench:
     def c_ring(self, row: str) -> None:
         if self.c.proc is None:
             return
-        self.fill_ring()
-        n, ns = self.c.timed("ring")
+        mixed = row.startswith("5")
+        self.fill_ring(mixed)
+        n, ns = self.c.timed("mixed" if mixed else "ring")
         self.add(row, n, ns)
 
     def c_perf(self) -> None:
@@ -163,19 +173,21 @@ class Bench:
         plain = RingBuffer(self.ring)
         cb = RingBuffer(self.ring, callback=lambda rec: seen.append(rec))
         typed = RingBuffer(self.ring, record=ctypes.c_uint64)
+        mixed = RingBuffer(self.mixed)
         try:
             for i in range(self.cfg.rounds):
                 for row, py in (("1", lambda: self.py_ring(plain, "1py", "drain")),
                                 ("2", lambda: self.py_ring(cb, "2py", "consume")),
                                 ("3", lambda: self.py_ring(typed, "3py", "drain")),
-                                ("4", self.py_perf)):
+                                ("4", self.py_perf),
+                                ("5", lambda: self.py_ring(mixed, "5py", "drain"))):
                     c = (lambda row=row: self.c_ring(row + "c")) if row != "4" else self.c_perf
                     for _side, fn in common.in_turn(i, lambda f=py: f(), lambda f=c: f()):
                         fn()
                     seen.clear()
                 log(f"round {i + 1}/{self.cfg.rounds} done")
         finally:
-            for rb in (plain, cb, typed):
+            for rb in (plain, cb, typed, mixed):
                 rb.close()
 
     def close(self) -> None:
@@ -188,6 +200,7 @@ LABELS = {
     "2": "2  RINGBUF 8 B   rb.consume(), callback",
     "3": "3  RINGBUF 8 B   drain(), ctypes c_uint64",
     "4": "4  PERF 32 B     pe.drain() -> bytes",
+    "5": "5  RINGBUF 1-32 B rb.drain(), mixed sizes",
 }
 
 

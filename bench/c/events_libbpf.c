@@ -1,11 +1,12 @@
 /* libbpf baseline of bench/bench_events.py: consume a ring buffer (ring_buffer__consume)
  * or per-CPU perf rings (perf_buffer__consume) that the Python side filled.
  *
- *   events_libbpf RINGBUF_FD PERF_FD PERF_PAGES
+ *   events_libbpf RINGBUF_FD MIXED_FD PERF_FD PERF_PAGES
  *
  * The map fds are inherited from the Python process, which drives this one over stdin,
  * one command a line, and reads one answer line per command on stdout:
- *   ring          -> "N NS": ring_buffer__consume() of everything in the ring
+ *   ring          -> "N NS": ring_buffer__consume() of everything in RINGBUF_FD's ring
+ *   mixed         -> "N NS": the same for MIXED_FD's ring
  *   perf_open     -> "ok": perf_buffer__new() (stores its perf events in the map)
  *   perf          -> "N NS": perf_buffer__consume()
  *   perf_close    -> "ok": perf_buffer__free()
@@ -56,25 +57,26 @@ static int quiet(enum libbpf_print_level level, const char *fmt, va_list args)
 
 int main(int argc, char **argv)
 {
-	if (argc < 4) {
-		fprintf(stderr, "usage: %s RINGBUF_FD PERF_FD PERF_PAGES\n", argv[0]);
+	if (argc < 5) {
+		fprintf(stderr, "usage: %s RINGBUF_FD MIXED_FD PERF_FD PERF_PAGES\n", argv[0]);
 		return 2;
 	}
 	libbpf_set_print(quiet);
-	int ring_fd = atoi(argv[1]), perf_fd = atoi(argv[2]);
-	size_t pages = (size_t)atol(argv[3]);
+	int ring_fd = atoi(argv[1]), mixed_fd = atoi(argv[2]), perf_fd = atoi(argv[3]);
+	size_t pages = (size_t)atol(argv[4]);
 	struct ring_buffer *rb = ring_buffer__new(ring_fd, on_ring, NULL, NULL);
-	if (!rb) {
+	struct ring_buffer *mixed = ring_buffer__new(mixed_fd, on_ring, NULL, NULL);
+	if (!rb || !mixed) {
 		fprintf(stderr, "ring_buffer__new failed\n");
 		return 2;
 	}
 	struct perf_buffer *pb = NULL;
 	char line[64];
 	while (fgets(line, sizeof(line), stdin)) {
-		if (strncmp(line, "ring", 4) == 0) {
+		if (strncmp(line, "ring", 4) == 0 || strncmp(line, "mixed", 5) == 0) {
 			count = 0;
 			uint64_t t0 = now_ns();
-			int n = ring_buffer__consume(rb);
+			int n = ring_buffer__consume(line[0] == 'r' ? rb : mixed);
 			uint64_t t1 = now_ns();
 			if (n < 0) {
 				fprintf(stderr, "ring_buffer__consume: %d\n", n);
@@ -109,6 +111,7 @@ int main(int argc, char **argv)
 		fflush(stdout);
 	}
 	ring_buffer__free(rb);
+	ring_buffer__free(mixed);
 	if (sum == 42)
 		fprintf(stderr, "\n"); /* keep sum alive */
 	return 0;

@@ -14,7 +14,7 @@ from purebpf import (ClosedError, Collection, InvalidArgumentError, Map, MapSpec
                      features)
 from purebpf.events import PerfEventArray, Poller, RingBuffer
 
-from events_helpers import (CFG_DISCARD_EVERY, EVENT_SIZE, ST_DISCARDED, ST_RB_FAIL, ST_SENT,
+from events_helpers import (CFG_DISCARD_EVERY, DATA, EVENT_SIZE, ST_DISCARDED, ST_RB_FAIL, ST_SENT,
                              Event, coll, expected, mappings, run, stat, varlen)
 
 __all__ = ["coll"]  # the fixture, imported for pytest
@@ -327,3 +327,55 @@ def test_a_forgotten_ring_buffer_is_closed_with_a_resource_warning(coll: Collect
         del rb
         gc.collect()
     assert mappings() == before
+
+
+@pytest.mark.parametrize("obj,name", [("events.o", "struct event"), ("structs.o", "struct flow"),
+                                      ("structs.o", "struct stats")])
+def test_the_fast_struct_decoder_agrees_with_btf_values(obj: str, name: str) -> None:
+    # Structs of plain integers and arrays get a struct.Struct decoder; others (enums,
+    # bitfields) the general one: both must give what purebpf.btf.values.decode gives.
+    import random
+
+    from purebpf import CollectionSpec
+    from purebpf.btf.values import decode
+    from purebpf.events.decode import _compile, find_record_type, make_record_type
+
+    btf = CollectionSpec.from_file(DATA / obj).btf
+    tid = find_record_type(btf, name, "test")
+    size = btf.sizeof(tid)
+    assert (_compile(btf, tid) is None) == (name == "struct stats")
+    rt = make_record_type(name, btf, "test")
+    rng = random.Random(9)
+    samples = [bytes(size), b"\xff" * size, b"ab\0" + bytes(size - 3)]
+    samples += [rng.randbytes(size) for _ in range(200)]
+    for raw in samples:
+        assert rt.decode is not None and rt.decode(raw) == decode(btf, tid, raw)
+    longer = samples[-1] + b"\x01\x02\x03\x04"  # perf samples carry padding after the struct
+    assert rt.decode(longer) == decode(btf, tid, samples[-1])
+
+
+def test_runs_of_one_length_mixed_lengths_and_discards_interleave_in_order(
+        coll: Collection) -> None:
+    # The consumer copies runs of equal-length records at once and falls back to one record
+    # at a time: every switch between the two must keep the records and their order.
+    coll.maps["cfg"][CFG_DISCARD_EVERY] = 5
+    want: list[bytes] = []
+    with RingBuffer(coll.maps["events"]) as rb:
+        for step in range(12):
+            first = stat(coll, 0)  # ST_SEQ: the next sequence number
+            if step % 3 == 0:
+                run(coll, "rb_output", 64, repeat=4)
+                want += [bytes(Event(s, s % 3, s * 1000003, b"purebpf-events"))
+                         for s in range(first, first + 256)]
+            elif step % 3 == 1:
+                run(coll, "rb_varlen", 40)
+                want += [varlen(s) for s in range(first, first + 40)]
+            else:
+                run(coll, "rb_reserve", 30)
+                want += [bytes(Event(s, s % 3, s * 1000003, b"purebpf-events"))
+                         for s in range(first, first + 30) if s % 5]
+            if step % 4 == 3:
+                assert rb.drain() == want
+                want = []
+        assert rb.drain() == want
+        assert stat(coll, ST_RB_FAIL) == 0

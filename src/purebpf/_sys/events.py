@@ -32,7 +32,8 @@ _FLAG_BITS = BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT
 _LEN_MASK = ~_FLAG_BITS & 0xFFFFFFFF
 # Records of one length in a row, from which one struct iteration copies them out.
 _RUN_MIN = 8
-_RUN_MAX = 1 << 16
+_RUN_MAX = 1 << 14
+_BACKOFF_MAX = 1 << 10
 _ORDER: Any = sys.byteorder
 _LITTLE = sys.byteorder == "little"
 _FIRST = operator.itemgetter(0)
@@ -113,6 +114,8 @@ class RingbufMemory:
         cons = v64c[0]
         got = discarded = 0
         single = 0  # records to take one by one before looking for a run again
+        backoff = _RUN_MIN
+        win = _RUN_MIN  # records checked at once: doubles while runs go on
         while got < limit:
             prod = v64p[0]
             if cons >= prod:
@@ -129,25 +132,29 @@ class RingbufMemory:
                     cons += ((hdr & _LEN_MASK) + 15) & ~7
                     continue
                 stride = (hdr + 15) & ~7  # header + data, rounded up to 8 bytes
-                k = min((prod - cons) // stride, _RUN_MAX)
                 if single:
                     single -= 1
-                elif k >= _RUN_MIN:
+                elif (k := min((prod - cons) // stride, win)) >= _RUN_MIN:
                     # A run of records of one length (the usual case): check all their
                     # headers at once, then copy them out with one struct iteration.
                     heads = v32[off >> 2:(off + k * stride) >> 2:stride >> 2].tobytes()
-                    k = _same(heads, hdr.to_bytes(4, _ORDER), k)
-                    if k < _RUN_MIN:
-                        single = _RUN_MIN  # mixed lengths: do not look again at once
+                    n = _same(heads, hdr.to_bytes(4, _ORDER), k)
+                    win = min(win * 2, _RUN_MAX) if n == k else _RUN_MIN
+                    if n < _RUN_MIN:
+                        # Mixed lengths: take records one by one for a while (longer
+                        # each time this happens again).
+                        single = backoff
+                        backoff = min(backoff * 2, _BACKOFF_MAX)
                     else:
-                        end = off + k * stride
+                        backoff = _RUN_MIN
+                        end = off + n * stride
                         st = self._runs.get(hdr)
                         if st is None:
                             st = self._runs[hdr] = struct.Struct(
                                 f"=8x{hdr}s{stride - 8 - hdr}x")
                         extend(map(_FIRST, st.iter_unpack(self._view[off:end])))
-                        cons += k * stride
-                        got += k
+                        cons += n * stride
+                        got += n
                         continue
                 cons += stride
                 off += 8
@@ -195,6 +202,7 @@ class PerfRingMemory:
         head = v64[PERF_DATA_HEAD_OFF >> 3]
         tail = v64[PERF_DATA_TAIL_OFF >> 3]
         got = single = 0
+        win = backoff = _RUN_MIN
         while tail < head:
             off = tail & mask
             start = base + off
@@ -209,20 +217,24 @@ class PerfRingMemory:
             if off + rsize <= size:
                 if rtype == PERF_RECORD_SAMPLE:
                     n = v32[(start + 8) >> 2]
-                    k = min((head - tail) // rsize, (size - off) // rsize, _RUN_MAX)
+                    k = min((head - tail) // rsize, (size - off) // rsize, win)
                     if single:
                         single -= 1
                     elif k >= _RUN_MIN:
                         # Samples of one size in a row: check every header and raw size at
                         # once, then copy the data out with one struct iteration.
                         step = rsize >> 3
-                        k = _same(v64[start >> 3:(start + k * rsize) >> 3:step].tobytes(),
+                        m = _same(v64[start >> 3:(start + k * rsize) >> 3:step].tobytes(),
                                   word.to_bytes(8, _ORDER), k)
-                        k = _same(v32[(start + 8) >> 2:(start + 8 + k * rsize) >> 2:2 * step]
-                                  .tobytes(), n.to_bytes(4, _ORDER), k)
+                        m = _same(v32[(start + 8) >> 2:(start + 8 + m * rsize) >> 2:2 * step]
+                                  .tobytes(), n.to_bytes(4, _ORDER), m)
+                        win = min(win * 2, _RUN_MAX) if m == k else _RUN_MIN
+                        k = m
                         if k < _RUN_MIN:
-                            single = _RUN_MIN
+                            single = backoff
+                            backoff = min(backoff * 2, _BACKOFF_MAX)
                         else:
+                            backoff = _RUN_MIN
                             st = self._runs.get((rsize, n))
                             if st is None:
                                 st = self._runs[(rsize, n)] = struct.Struct(
