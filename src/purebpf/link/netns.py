@@ -24,7 +24,7 @@ from ..types import AttachType as A
 from ..types import LinkType
 from ..types import ProgramType as P
 from ._link import Attachment, Link, LinkInfo, check_program
-from .cgroup import (AttachedProgram, check_mechanism, detach_by_id, has_link, links_by_target,
+from ._hooks import (AttachedProgram, check_mechanism, detach_by_id, has_link, links_by_target,
                      program_name, use_link)
 
 NETNS_HOOKS = {P.SK_LOOKUP: A.SK_LOOKUP, P.FLOW_DISSECTOR: A.FLOW_DISSECTOR}
@@ -216,7 +216,7 @@ def query_netns(netns: str | os.PathLike[str] | int | None = None,
     """The SK_LOOKUP and FLOW_DISSECTOR programs attached to a network namespace
     (BPF_PROG_QUERY, 5.8+), with the link holding each (0: BPF_PROG_ATTACH).
     ``attach_type`` picks one of the two."""
-    from .cgroup import parse_attach_type
+    from ._hooks import parse_attach_type
 
     what = f"query netns {_describe(netns)}"
     hooks = tuple(NETNS_HOOKS.values())

@@ -23,7 +23,7 @@ from ..types import AttachType as A
 from ..types import LinkType, MapType
 from ..types import ProgramType as P
 from ._link import Attachment, Link, LinkInfo, check_program
-from .cgroup import (AttachedProgram, check_mechanism, detach_by_id, expected_type, has_link,
+from ._hooks import (AttachedProgram, check_mechanism, detach_by_id, expected_type, has_link,
                      links_by_target, parse_attach_type, program_name, use_link)
 
 SOCKMAP_HOOKS: dict[P, tuple[A, ...]] = {
