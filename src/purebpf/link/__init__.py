@@ -22,7 +22,7 @@ _LAZY = {
     "attach_tc": "tc", "TcFilter": "tc",
     "net_show": "net", "InterfaceHooks": "net",
     "attach_cgroup": "cgroup", "query_cgroup": "cgroup", "CgroupAttachment": "cgroup",
-    "AttachedProgram": "cgroup",
+    "AttachedProgram": "_hooks",
     "attach_netns": "netns", "query_netns": "netns", "NetnsAttachment": "netns",
     "attach_sockmap": "sock", "query_sockmap": "sock", "SockmapAttachment": "sock",
     "attach_tracepoint": "tracing", "attach_raw_tracepoint": "tracing",
