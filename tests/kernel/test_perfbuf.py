@@ -12,7 +12,8 @@ import pytest
 from events_helpers import (EVENT_SIZE, ST_PERF_FAIL, ST_SENT, Event, coll, expected,
                             mappings, run, stat, varlen)
 
-from purebpf import ClosedError, Collection, InvalidArgumentError, Map, MapSpec, MapType
+from purebpf import (BPFError, ClosedError, Collection, InvalidArgumentError, Map, MapSpec,
+                     MapType)
 from purebpf.events import PerfEventArray, Poller, RingBuffer
 
 __all__ = ["coll"]  # the fixture, imported for pytest
@@ -176,7 +177,19 @@ def test_wrong_map_type_and_closed_map() -> None:
         with pytest.raises(InvalidArgumentError) as ei:
             PerfEventArray(m)
         assert ei.value.errno == errno.EINVAL
-        assert "'h' is a HASH map, not PERF_EVENT_ARRAY" in str(ei.value)
+        assert "'h' is of type HASH, not PERF_EVENT_ARRAY" in str(ei.value)
     with pytest.raises(ClosedError) as ce:
         PerfEventArray(m)
     assert ce.value.errno == errno.EBADF and "the map is closed" in str(ce.value)
+
+
+def test_a_ring_the_kernel_cannot_map_fails_cleanly(coll: Collection) -> None:
+    before = mappings()
+    with pytest.raises(BPFError) as ei:
+        PerfEventArray(coll.maps["perf"], pages=1 << 24)  # 64 GiB per CPU
+    assert ei.value.errno == errno.ENOMEM
+    assert "mmap the 16777216-page ring of CPU 0" in str(ei.value) and "fewer pages=" \
+        in str(ei.value)
+    assert mappings() == before  # and no fd left (the suite's leak check)
+    run(coll, "perf_output", 1)  # no perf event left in the map
+    assert stat(coll, ST_PERF_FAIL) == 1

@@ -296,7 +296,7 @@ def test_wrong_map_type_and_closed_map() -> None:
         with pytest.raises(InvalidArgumentError) as ei:
             RingBuffer(m)
         assert ei.value.errno == errno.EINVAL
-        assert "'arr' is a ARRAY map, not RINGBUF" in str(ei.value)
+        assert "'arr' is of type ARRAY, not RINGBUF" in str(ei.value)
     with pytest.raises(ClosedError, match="the map is closed"):
         RingBuffer(m)
 

@@ -47,7 +47,7 @@ class Consumer:
         if map.type != self._map_type:
             tname = getattr(map.type, "name", str(map.type))
             raise InvalidArgumentError(
-                errno.EINVAL, f"{what}: map {map.name!r} is a {tname} map, not "
+                errno.EINVAL, f"{what}: map {map.name!r} is of type {tname}, not "
                 f"{self._map_type.name}",
                 hint=self._wrong_type_hint(map.type))
         if btf is None and isinstance(record, str):

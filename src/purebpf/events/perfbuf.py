@@ -73,7 +73,13 @@ class PerfEventArray(Consumer):
                 cpu=cpu, sample_type=perf.PERF_SAMPLE_RAW, sample_period=1, wakeup_events=1,
                 what=f"{self._desc}: perf_event_open for CPU {cpu}")
             stack.callback(close_fd, fd)
-            ring = mem.PerfRingMemory(fd, self.pages)
+            try:
+                ring = mem.PerfRingMemory(fd, self.pages)
+            except OSError as exc:
+                raise error_for(exc.errno, f"open {self._desc}: mmap the {self.pages}-page "
+                                f"ring of CPU {cpu}: {exc.strerror}",
+                                hint="fewer pages= (perf_event_mlock_kb limits unprivileged "
+                                     "users)") from None
             stack.callback(ring.close)
             perf.ioctl(fd, perf.PERF_EVENT_IOC_ENABLE, 0,
                        what=f"{self._desc}: enable the perf event of CPU {cpu}")

@@ -7,6 +7,7 @@ from typing import Any
 
 from .._sys import events as mem
 from .._sys.events import Out
+from ..errors import error_for
 from ..types import MapType
 from ._consumer import Callback, Consumer
 
@@ -55,7 +56,11 @@ class RingBuffer(Consumer):
     def _setup(self, map: Any, stack: contextlib.ExitStack) -> None:
         self.size: int = map.max_entries
         """The size of the data area in bytes (the map's max_entries, a power of 2)."""
-        self._mem = mem.RingbufMemory(self._fd, self.size)
+        try:
+            self._mem = mem.RingbufMemory(self._fd, self.size)
+        except OSError as exc:
+            raise error_for(exc.errno, f"open {self._desc}: mmap its {self.size}-byte ring: "
+                            f"{exc.strerror}") from None
         stack.callback(self._mem.close)
         self._waiter.add(self._fd)
 
