@@ -226,3 +226,22 @@ def test_link_ids_walk_matches_open_links(prog: purebpf.Program, veth: int) -> N
         with _xdp_link(prog, veth) as a:
             ids = list(Link.ids())
             assert a.id in ids and ids == sorted(ids)
+
+
+def test_update_with_a_program_of_another_type(prog: purebpf.Program, veth: int) -> None:
+    a = asm.assemble([asm.Mov(asm.R0, 0), asm.Exit()])
+    with purebpf.Program.load(a.spec("cls", ProgramType.SCHED_CLS, license="GPL")) as cls, \
+            _xdp_link(prog, veth) as link:
+        with pytest.raises(InvalidArgumentError, match="program 'cls' is SCHED_CLS, and the "
+                           "link runs XDP programs") as exc:
+            link.update(cls)
+        assert exc.value.errno == errno.EINVAL
+        assert link.info().program_id == prog.id
+
+
+def test_refused_expected_update_has_no_privilege_hint(prog: purebpf.Program,
+                                                        veth: int) -> None:
+    with _xdp("other", 1) as other, _xdp_link(prog, veth) as link:
+        with pytest.raises(purebpf.BPFError) as exc:
+            link.update(other, expected=other)
+        assert "root" not in str(exc.value) and "nothing was changed" in str(exc.value)

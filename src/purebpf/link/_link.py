@@ -278,7 +278,11 @@ class Link(KernelObject, BaseLink):
             hint = ""
             if exc.errno == errno.EPERM and expected is not None:
                 raise error_for(exc.errno, f"{what}: the link no longer runs the expected "
-                                f"program {expected.name!r} (id {expected.id})") from None
+                                f"program {expected.name!r} (id {expected.id})",
+                                hint="nothing was changed") from None
+            mismatch = self._type_mismatch(program)
+            if exc.errno == errno.EINVAL and mismatch:
+                raise InvalidArgumentError(exc.errno, f"{what}: {mismatch}") from None
             if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL, 524):
                 raise NotSupportedError(exc.errno, f"{what}: this kind of link "
                                         f"({_type_name(self._info.type)}) cannot change its "
@@ -288,6 +292,22 @@ class Link(KernelObject, BaseLink):
                 hint = "the link was detached"
             raise error_for(exc.errno, f"{what}: {exc.strerror}", hint=hint) from None
         self.program = program
+
+    def _type_mismatch(self, program: Program) -> str:
+        """Why ``program`` cannot replace the link's program ('' if types agree or the
+        link's program cannot be opened): the kernel wants the same type and attach type."""
+        from .._program import Program as P
+
+        try:
+            with P.from_id(self.info().program_id) as cur:
+                old_type = cur.type
+        except BPFError:
+            return ""
+        if program.type != old_type:
+            return (f"program {program.name!r} is {_type_name(program.type)}, and the link "
+                    f"runs {_type_name(old_type)} programs; a link only takes programs of "
+                    "its own type")
+        return ""
 
     def detach(self) -> None:
         """Detach the program from the hook now (BPF_LINK_DETACH, 5.9+), even if the link
