@@ -329,8 +329,8 @@ def test_a_forgotten_ring_buffer_is_closed_with_a_resource_warning(coll: Collect
     assert mappings() == before
 
 
-@pytest.mark.parametrize("obj,name", [("events.o", "struct event"), ("structs.o", "struct flow"),
-                                      ("structs.o", "struct stats")])
+@pytest.mark.parametrize("obj,name", [("events.o", "struct event"), ("events.o", "struct sample"),
+                                      ("structs.o", "struct flow"), ("structs.o", "struct stats")])
 def test_the_fast_struct_decoder_agrees_with_btf_values(obj: str, name: str) -> None:
     # Structs of plain integers and arrays get a struct.Struct decoder; others (enums,
     # bitfields) the general one: both must give what purebpf.btf.values.decode gives.
@@ -346,10 +346,12 @@ def test_the_fast_struct_decoder_agrees_with_btf_values(obj: str, name: str) -> 
     assert (_compile(btf, tid) is None) == (name == "struct stats")
     rt = make_record_type(name, btf, "test")
     rng = random.Random(9)
-    samples = [bytes(size), b"\xff" * size, b"ab\0" + bytes(size - 3)]
+    samples = [bytes(size), b"\xff" * size, b"ab\0" + bytes(size - 3), b"A" * size]
     samples += [rng.randbytes(size) for _ in range(200)]
     for raw in samples:
-        assert rt.decode is not None and rt.decode(raw) == decode(btf, tid, raw)
+        assert rt.decode is not None
+        got, want = rt.decode(raw), decode(btf, tid, raw)
+        assert got == want and list(got) == list(want)  # the members' order too
     longer = samples[-1] + b"\x01\x02\x03\x04"  # perf samples carry padding after the struct
     assert rt.decode(longer) == decode(btf, tid, samples[-1])
 

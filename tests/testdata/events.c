@@ -44,6 +44,24 @@ struct {
 	__type(value, __u64);
 } cfg SEC(".maps");
 
+// A layout for the record decoders' tests: signed members, arrays of integers, char arrays
+// and padding between members.
+struct sample {
+	__s16 delta;
+	__u8 flags[3];
+	char name[5];
+	__s64 hist[2];
+	unsigned char tag[4];
+	__s32 last;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sample);
+} samples SEC(".maps");
+
 // The last event rb_output sent (this also puts struct event in the object's BTF).
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -104,19 +104,21 @@ class RingbufMemory:
     def consume(self, out: Out, limit: int = 1 << 62) -> tuple[int, int]:
         """Copy every committed record out (``out.append(bytes)`` / ``out.extend``),
         skipping discarded ones, and stop at the first one still being written (busy).
-        Passes repeat until the producer position stops moving or ``limit`` records were
-        taken. consumer_pos is written once per pass, after that pass's records were copied
+        Passes repeat until the producer position stops moving, ``limit`` records were
+        taken or a ring's worth of bytes was read. consumer_pos is written once per pass, after that pass's records were copied
         (the kernel may reuse their space as soon as it sees the new position). Returns
         (records, discarded)."""
         prod_mm, v32, v64p, v64c = self._prod, self._v32, self._v64p, self._v64c
         append, extend = out.append, out.extend
         mask, base, flag_bits = self.mask, PAGE_SIZE, _FLAG_BITS
         cons = v64c[0]
+        # At most one ring's worth per call: a producer faster than us must not keep us here.
+        stop = cons + self.size
         got = discarded = 0
         single = 0  # records to take one by one before looking for a run again
         backoff = _RUN_MIN
         win = _RUN_MIN  # records checked at once: doubles while runs go on
-        while got < limit:
+        while got < limit and cons < stop:
             prod = v64p[0]
             if cons >= prod:
                 break

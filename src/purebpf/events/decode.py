@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import functools
 import struct
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +23,7 @@ _KINDS: dict[str, Any] = {"struct": Struct, "union": Union}
 _INT_FORMATS = {(1, False): "B", (1, True): "b", (2, False): "H", (2, True): "h",
                 (4, False): "I", (4, True): "i", (8, False): "Q", (8, True): "q"}
 _CHAR_NAMES = frozenset({"char", "signed char", "unsigned char"})
+_MAX_VALUES = 256  # unpacked values of a struct that gets a decoder of its own
 
 
 def find_record_type(btf: Spec, record: str, what: str) -> int:
@@ -153,24 +155,28 @@ def _compile(btf: Spec, tid: int) -> Decoder | None:
         else:
             return None
         names.append(m.name)
-    unpack = struct.Struct("".join(fmt)).unpack_from
-    if all(kind == 0 for _, _, kind in post):
-        def plain(raw: bytes) -> dict[str, Any]:
-            return dict(zip(names, unpack(raw)))
-        return plain
-
-    def mixed(raw: bytes) -> dict[str, Any]:
-        vals = unpack(raw)
-        out: dict[str, Any] = {}
-        for name, (i, n, kind) in zip(names, post):
-            if kind == 0:
-                out[name] = vals[i]
-            elif kind in (1, 3):
-                out[name] = _chars(vals[i], kind == 3)
-            else:
-                out[name] = list(vals[i:i + n])
-        return out
-    return mixed
+    if not idx or len(set(names)) != len(names) or idx > _MAX_VALUES:
+        return None  # no members, duplicate names or huge arrays: the general decoder
+    # A function written for this struct (as namedtuple and dataclasses do): unpacking into
+    # locals and building a dict display is several times faster than dict(zip()). Names go
+    # in as string literals (repr), never as code.
+    items = []
+    for name, (i, n, kind) in zip(names, post):
+        if kind == 0:
+            expr = f"v{i}"
+        elif kind == 2:
+            expr = "[" + ", ".join(f"v{j}" for j in range(i, i + n)) + "]"
+        else:
+            expr = f"(c{i} if type(c{i} := chars(v{i}, {kind == 3})) is str else list(c{i}))"
+        items.append(f"{name!r}: {expr}")
+    src = (f"def decode(raw):\n"
+           f"    {''.join(f'v{j}, ' for j in range(idx))}= unpack(raw)\n"
+           f"    return {{{', '.join(items)}}}\n")
+    scope: dict[str, Any] = {"unpack": struct.Struct("".join(fmt)).unpack_from,
+                             "chars": _chars}
+    exec(compile(src, f"<record decoder for {t.name or 'struct'}>", "exec"), scope)
+    fn: Decoder = scope["decode"]
+    return fn
 
 
 def _int_code(t: Int) -> str | None:
@@ -179,15 +185,13 @@ def _int_code(t: Int) -> str | None:
     return _INT_FORMATS.get((t.size, bool(t.encoding & IntEncoding.SIGNED)))
 
 
-def _chars(raw: bytes, signed: bool) -> Any:
+@functools.lru_cache(maxsize=4096)  # the same names (comm, ...) come again and again
+def _chars(raw: bytes, signed: bool) -> str | tuple[int, ...]:
     """A char array as btf.values shows it: the text when it is a NUL-terminated printable
-    string padded with NULs, else the list of byte values."""
-    end = raw.find(b"\0")
-    if end >= 0 and not any(raw[end:]):
-        try:
-            text = raw[:end].decode("ascii")
-        except UnicodeDecodeError:
-            text = None
-        if text is not None and text.isprintable():
-            return text
-    return [b - 256 if signed and b > 127 else b for b in raw]
+    string padded with NULs, else the byte values (a tuple: the caller makes the list)."""
+    text = raw.rstrip(b"\0")
+    if len(text) < len(raw) and b"\0" not in text and text.isascii():
+        s = text.decode("ascii")
+        if s.isprintable():
+            return s
+    return tuple(b - 256 if signed and b > 127 else b for b in raw)
