@@ -10,9 +10,14 @@
  *   perf_open     -> "ok": perf_buffer__new() (stores its perf events in the map)
  *   perf          -> "N NS": perf_buffer__consume()
  *   perf_close    -> "ok": perf_buffer__free()
+ *   produce PROG_FD RUNS MS CPU PERIOD -> "N NS": the producer of the live row: on CPU
+ *                    (-1: where it is), every PERIOD ms one BPF_PROG_TEST_RUN of PROG_FD
+ *                    with repeat=RUNS, for MS milliseconds (N: test runs made, NS: time)
  * N is the number of records the callback saw, NS the time in ns (CLOCK_MONOTONIC). The
  * callbacks read the record's first 8 bytes (the Python side copies every record). */
 #define _GNU_SOURCE
+#include <sched.h>
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -83,6 +88,41 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			printf("%llu %llu\n", (unsigned long long)count, (unsigned long long)(t1 - t0));
+		} else if (strncmp(line, "produce", 7) == 0) {
+			int prog_fd, runs, ms, cpu, period;
+			if (sscanf(line + 7, "%d %d %d %d %d", &prog_fd, &runs, &ms, &cpu,
+				   &period) != 5) {
+				fprintf(stderr, "usage: produce PROG_FD RUNS MS CPU PERIOD\n");
+				return 2;
+			}
+			cpu_set_t old, set;
+			sched_getaffinity(0, sizeof(old), &old);
+			if (cpu >= 0) {
+				CPU_ZERO(&set);
+				CPU_SET(cpu, &set);
+				sched_setaffinity(0, sizeof(set), &set);
+			}
+			char pkt[64] = {0};
+			LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = pkt,
+				    .data_size_in = sizeof(pkt), .repeat = runs);
+			uint64_t t0 = now_ns(), next = t0;
+			unsigned long long n = 0;
+			while (now_ns() - t0 < (uint64_t)ms * 1000000ull) {
+				if (bpf_prog_test_run_opts(prog_fd, &opts) < 0) {
+					fprintf(stderr, "bpf_prog_test_run_opts failed\n");
+					return 2;
+				}
+				n++;
+				next += (uint64_t)period * 1000000ull;
+				uint64_t now = now_ns();
+				if (next > now) {
+					struct timespec ts = { (time_t)((next - now) / 1000000000ull),
+							       (long)((next - now) % 1000000000ull) };
+					nanosleep(&ts, NULL);
+				}
+			}
+			printf("%llu %llu\n", n, (unsigned long long)(now_ns() - t0));
+			sched_setaffinity(0, sizeof(old), &old);
 		} else if (strncmp(line, "perf_open", 9) == 0) {
 			pb = perf_buffer__new(perf_fd, pages, on_sample, NULL, NULL, NULL);
 			if (!pb) {
