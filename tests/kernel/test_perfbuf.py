@@ -193,3 +193,19 @@ def test_a_ring_the_kernel_cannot_map_fails_cleanly(coll: Collection) -> None:
     assert mappings() == before  # and no fd left (the suite's leak check)
     run(coll, "perf_output", 1)  # no perf event left in the map
     assert stat(coll, ST_PERF_FAIL) == 1
+
+
+def test_a_raising_lost_callback_loses_no_sample(coll: Collection) -> None:
+    def boom(cpu: int, count: int) -> None:
+        raise RuntimeError(f"lost {count} on CPU {cpu}")
+
+    with PerfEventArray(coll.maps["perf"], pages=1, lost_callback=boom) as pe:
+        run(coll, "perf_output", 64, repeat=10)
+        got = pe.drain()  # the LOST record comes with the next sample, after room is made
+        run(coll, "perf_output", 1)
+        with pytest.raises(RuntimeError, match="lost [0-9]+ on CPU"):
+            pe.drain()
+        got += pe.drain()  # what the raising read had copied out is still there
+        assert len(got) == stat(coll, ST_SENT)
+        assert pe.lost == stat(coll, ST_PERF_FAIL) > 0
+        assert pe.drain() == []

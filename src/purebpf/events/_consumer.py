@@ -101,7 +101,11 @@ class Consumer:
         raws: list[bytes] = list(pending) if pending else []
         pending.clear()
         if not self._closed:
-            self._read(raws)
+            try:
+                self._read(raws)
+            except BaseException:
+                pending.extend(raws)  # read out of the ring already: keep them
+                raise
         return raws
 
     def _deliver(self, raws: list[bytes]) -> int:

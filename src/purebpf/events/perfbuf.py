@@ -65,13 +65,12 @@ class PerfEventArray(Consumer):
         self.cpus: list[int] = [c for c in mem.online_cpus() if c < map.max_entries]
         """The CPUs with a ring (online CPUs below the map's max_entries)."""
         self._rings: list[tuple[int, mem.PerfRingMemory]] = []
-        self._ring_by_fd: dict[int, tuple[int, mem.PerfRingMemory]] = {}
         io = ElemIO(self._fd, 4, 4)
         for cpu in self.cpus:
             fd = perf.perf_event_open(
                 type=perf.PERF_TYPE_SOFTWARE, config=perf.PERF_COUNT_SW_BPF_OUTPUT, pid=-1,
                 cpu=cpu, sample_type=perf.PERF_SAMPLE_RAW, sample_period=1, wakeup_events=1,
-                what=f"{self._desc}: perf_event_open for CPU {cpu}")
+                what=f"open {self._desc}: perf_event_open for CPU {cpu}")
             stack.callback(close_fd, fd)
             try:
                 ring = mem.PerfRingMemory(fd, self.pages)
@@ -82,31 +81,36 @@ class PerfEventArray(Consumer):
                                      "users)") from None
             stack.callback(ring.close)
             perf.ioctl(fd, perf.PERF_EVENT_IOC_ENABLE, 0,
-                       what=f"{self._desc}: enable the perf event of CPU {cpu}")
+                       what=f"open {self._desc}: enable the perf event of CPU {cpu}")
             self._store(io, cpu, fd)
             stack.callback(_delete, io, cpu)
             self._waiter.add(fd)
             self._rings.append((cpu, ring))
-            self._ring_by_fd[fd] = (cpu, ring)
 
     def _store(self, io: ElemIO, cpu: int, fd: int) -> None:
         io.key[:4] = cpu.to_bytes(4, sys.byteorder)
         io.value[:4] = fd.to_bytes(4, sys.byteorder)
         if io.update_any() < 0:
             code = last_errno()
-            raise error_for(code, f"{self._desc}: store the perf event of CPU {cpu} at "
+            raise error_for(code, f"open {self._desc}: store the perf event of CPU {cpu} at "
                             f"index {cpu}: {os.strerror(code)}")
 
     def _read(self, out: Out) -> int:
         got = 0
+        lost: list[tuple[int, int]] = []
         for cpu, ring in self._rings:
-            got += ring.consume(out, functools.partial(self._on_lost, cpu))
+            got += ring.consume(out, functools.partial(_note_lost, lost, cpu))
+        # After every ring's data_tail moved on: a raising lost_callback loses nothing.
+        for cpu, count in lost:
+            self.lost += count
+        if self.lost_callback is not None:
+            for cpu, count in lost:
+                self.lost_callback(cpu, count)
         return got
 
-    def _on_lost(self, cpu: int, count: int) -> None:
-        self.lost += count
-        if self.lost_callback is not None:
-            self.lost_callback(cpu, count)
+
+def _note_lost(into: list[tuple[int, int]], cpu: int, count: int) -> None:
+    into.append((cpu, count))
 
 
 def _delete(io: ElemIO, cpu: int) -> None:
