@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-import purebpf.link as plink
 from purebpf import NotSupportedError, Program
 
 from ._common import CLIError, emit_json, open_program, wants_json
@@ -29,6 +28,8 @@ purebpf exits without a pin.
 
 
 def _attach(prog: Program, hook: str, rest: list[str], args: argparse.Namespace) -> Any:
+    import purebpf.link as plink
+
     def need(n: int, usage: str) -> None:
         if len(rest) != n:
             raise CLIError(f"prog attach ... {hook}: expected {usage}")

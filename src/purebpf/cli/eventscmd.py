@@ -17,12 +17,13 @@ from typing import Any
 
 import purebpf
 from purebpf import Map, MapType
-from purebpf.events import PerfEventArray, RingBuffer
 
 from ._common import CLIError, open_map, wants_json
 
 
 def _consumer(m: Map, record: str | None, btf: Any) -> Any:
+    from purebpf.events import PerfEventArray, RingBuffer
+
     rec: Any = record
     if m.type == MapType.RINGBUF:
         return RingBuffer(m, record=rec, btf=btf)

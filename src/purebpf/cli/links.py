@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import argparse
 import errno
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from purebpf import BPFError
-from purebpf.link import Link
 
 from ._common import CLIError, emit, emit_json, parse_int, wants_json
+
+if TYPE_CHECKING:
+    from purebpf.link import Link
 
 
 def open_link(ref: str) -> Link:
     """The link named by ``ref``: a kernel id (``7`` or ``id:7``) or a pinned path."""
+    from purebpf.link import Link
+
     if ref.startswith("pinned:"):
         return Link.from_pin(ref[len("pinned:"):])
     if ref.startswith("id:"):
@@ -40,6 +44,8 @@ def summary_lines(d: dict[str, Any]) -> list[str]:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from purebpf.link import Link
+
     out = []
     for link_id in Link.ids():
         try:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from purebpf.link import net_show
-
 from ._common import emit_json, wants_json
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    from purebpf.link import net_show
+
     recs = net_show(args.iface, only_attached=args.iface is None and not args.all)
     if wants_json(args):
         emit_json(args, [r.to_json() for r in recs])
