@@ -12,6 +12,7 @@ import dataclasses
 import difflib
 import errno
 import os
+import stat
 import struct
 
 from ..errors import BPFError, InvalidArgumentError, error_for
@@ -85,13 +86,13 @@ def read_binary(source: str | os.PathLike[str] | bytes, name: str = "") -> Binar
     if isinstance(source, bytes | bytearray):
         data, path = bytes(source), name or "<bytes>"
     else:
+        if not isinstance(source, str | os.PathLike):
+            raise TypeError(f"read symbols of {source!r}: expected a path (str or "
+                            f"os.PathLike) or bytes, not {type(source).__name__}")
         path = os.fspath(source)
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError as exc:
-            raise error_for(exc.errno or errno.EIO, f"read symbols of {path}: "
-                            f"{exc.strerror}") from None
+        if not isinstance(path, str):
+            raise TypeError(f"read symbols of {path!r}: the path must be a str")
+        data = _read_file(path)
     if len(data) < 52 or data[:4] != b"\x7fELF":
         raise _bad(path, "not an ELF file (no ELF magic)")
     cls, order = data[4], data[5]
@@ -100,8 +101,32 @@ def read_binary(source: str | os.PathLike[str] | bytes, name: str = "") -> Binar
     e = "<" if order == 1 else ">"
     try:
         return _parse(data, path, cls == 2, e)
-    except struct.error as exc:
+    except (struct.error, OverflowError, IndexError, ValueError) as exc:
+        # An offset or count in a header that points outside the file.
         raise _bad(path, f"truncated or corrupt ELF file ({exc})") from None
+
+
+def _read_file(path: str) -> bytes:
+    """The bytes of the regular file at ``path``. Anything else is refused before it is
+    read: a FIFO would block the open or the read forever, /dev/zero would never end."""
+    if "\0" in path:
+        raise _bad(path, "the path contains a NUL byte")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError as exc:
+        raise error_for(exc.errno or errno.EIO, f"read symbols of {path}: "
+                        f"{exc.strerror}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise _bad(path, "not a regular file (an executable or shared library is one)")
+        try:
+            with os.fdopen(fd, "rb", closefd=False) as f:
+                return f.read()
+        except OSError as exc:
+            raise error_for(exc.errno or errno.EIO, f"read symbols of {path}: "
+                            f"{exc.strerror}") from None
+    finally:
+        os.close(fd)
 
 
 def _parse(data: bytes, path: str, is64: bool, e: str) -> Binary:
@@ -162,8 +187,14 @@ def symbol_offset(source: str | os.PathLike[str] | Binary, symbol: str) -> int:
 
     Raises BPFError ENOENT naming the symbol and the file when it is not there (with close
     names as a hint), or when it is only an import (undefined: it lives in a library)."""
+    if not isinstance(symbol, str):
+        raise TypeError(f"resolve symbol {symbol!r}: the symbol must be a str, not "
+                        f"{type(symbol).__name__}")
     binary = source if isinstance(source, Binary) else read_binary(source)
     what = f"resolve symbol {symbol!r} in {binary.path}"
+    if not symbol or "\0" in symbol:
+        raise InvalidArgumentError(errno.EINVAL, f"{what}: not a symbol name (empty, or "
+                                   "with a NUL byte)")
     found = binary.lookup(symbol)
     if found is None:
         names = sorted({s.name for s in binary.symtab + binary.dynsym
