@@ -10,11 +10,13 @@ the length of the call.
 from __future__ import annotations
 
 import ctypes
+import errno as _errno
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from . import constants as C
+from ..errors import InvalidArgumentError
 from .attrs import GetIdAttr, InfoAttr
 from .progs import checked
 from .syscall import bpf, bpf_errno
@@ -103,6 +105,16 @@ class BpfLinkInfo(ctypes.Structure):
                 ("extra", u64 * 8)]
 
 
+def _pack(fmt: str, *values: int) -> bytes:
+    """struct.pack for the BPF_LINK_CREATE union, refusing values its fields cannot hold
+    (InvalidArgumentError, not struct.error)."""
+    try:
+        return struct.pack(fmt, *values)
+    except struct.error as exc:
+        raise InvalidArgumentError(_errno.EINVAL, f"BPF_LINK_CREATE: a value does not fit "
+                                   f"its field ({exc})") from None
+
+
 def _extra(attr: LinkCreateAttr, data: bytes) -> None:
     data = data.ljust(48, b"\0")
     ctypes.memmove(ctypes.addressof(attr.extra), data, 48)
@@ -121,17 +133,17 @@ def link_create(prog_fd: int, target: int, attach_type: int, flags: int = 0, *,
                    attach_type=attach_type, flags=flags)
     keep = None
     if kind == "perf_event":
-        _extra(attr, struct.pack("=Q", cookie))
+        _extra(attr, _pack("=Q", cookie))
     elif kind == "tracing":
-        _extra(attr, struct.pack("=IIQ", target_btf_id, 0, cookie))
+        _extra(attr, _pack("=IIQ", target_btf_id, 0, cookie))
     elif kind == "iter":
         keep = ctypes.create_string_buffer(iter_info, len(iter_info)) if iter_info else None
         _extra(attr, struct.pack("=QI", ctypes.addressof(keep) if keep is not None else 0,
                                  len(iter_info)))
     elif kind == "mprog":
-        _extra(attr, struct.pack("=IIQ", relative, 0, expected_revision))
+        _extra(attr, _pack("=IIQ", relative, 0, expected_revision))
     else:
-        _extra(attr, struct.pack("=I", target_btf_id))
+        _extra(attr, _pack("=I", target_btf_id))
     fd = bpf(C.Cmd.BPF_LINK_CREATE, attr)
     del keep
     return fd
@@ -292,6 +304,9 @@ def prog_query(target: int, attach_type: int, *, effective: bool = False) -> Que
 def raw_tracepoint_open(prog_fd: int, name: str | None, cookie: int = 0) -> int:
     """BPF_RAW_TRACEPOINT_OPEN: a raw tracepoint by name, or (name None) the BTF target the
     program was loaded for (tp_btf, fentry/fexit/fmod_ret, LSM on kernels before links)."""
+    if name is not None and "\0" in name:
+        raise InvalidArgumentError(_errno.EINVAL, f"BPF_RAW_TRACEPOINT_OPEN: {name!r} "
+                                   "contains a NUL byte")
     buf = ctypes.create_string_buffer(name.encode()) if name is not None else None
     attr = checked(RawTracepointAttr, "BPF_RAW_TRACEPOINT_OPEN",
                    name=ctypes.addressof(buf) if buf is not None else 0, prog_fd=prog_fd,

@@ -66,6 +66,7 @@ _HDR = struct.Struct("=IHHII")  # nlmsghdr
 _IFINFO = struct.Struct("=BxHiII")  # ifinfomsg
 _TCMSG = struct.Struct("=BxxxiIII")  # tcmsg
 _RTA = struct.Struct("=HH")
+_I32 = struct.Struct("=i")
 
 
 class NetlinkError(BPFError):
@@ -117,6 +118,19 @@ def parse_attrs(data: bytes) -> dict[int, bytes]:
     return out
 
 
+def _unpack(st: struct.Struct, data: bytes, what: str) -> tuple[int, ...]:
+    """``st`` at the start of ``data``; NetlinkError EPROTO when the kernel's message is too
+    short for it (never a struct.error)."""
+    if len(data) < st.size:
+        raise NetlinkError(_errno.EPROTO, f"{what}: malformed rtnetlink reply ({len(data)} "
+                           f"bytes where {st.size} were expected)")
+    return st.unpack_from(data)
+
+
+def _u8(data: bytes | None) -> int:
+    return data[0] if data else 0
+
+
 def _u32(data: bytes | None) -> int:
     return struct.unpack_from("=I", data)[0] if data and len(data) >= 4 else 0
 
@@ -161,7 +175,7 @@ def _replies(sock: socket.socket, seq: int, what: str) -> Iterator[tuple[int, by
             if kind == NLMSG_DONE:
                 return
             if kind == NLMSG_ERROR:
-                (err,) = struct.unpack_from("=i", payload)
+                (err,) = _unpack(_I32, payload, what)
                 if err == 0:
                     return
                 raise _error(-err, flags, payload, what)
@@ -172,7 +186,7 @@ def _error(code: int, flags: int, payload: bytes, what: str) -> NetlinkError:
     extack = ""
     if flags & NLM_F_ACK_TLVS:
         inner = 4 + _HDR.size
-        if not flags & NLM_F_CAPPED:
+        if not flags & NLM_F_CAPPED and len(payload) >= 4 + _HDR.size:
             inner = 4 + _align(_HDR.unpack_from(payload, 4)[0])
         extack = _str(parse_attrs(payload[inner:]).get(NLMSGERR_ATTR_MSG))
     reason = os.strerror(code) + (f" ({extack})" if extack else "")
@@ -222,17 +236,25 @@ class Interface:
 
 
 def _interface(payload: bytes) -> Interface:
-    _family, _type, index, _flags, _change = _IFINFO.unpack_from(payload)
+    _family, _type, index, _flags, _change = _unpack(_IFINFO, payload, "read interface")
     attrs = parse_attrs(payload[_IFINFO.size:])
     x = parse_attrs(attrs.get(IFLA_XDP, b""))
-    state = XdpState(x[IFLA_XDP_ATTACHED][0] if IFLA_XDP_ATTACHED in x else 0,
+    state = XdpState(_u8(x.get(IFLA_XDP_ATTACHED)),
                      _u32(x.get(IFLA_XDP_PROG_ID)), _u32(x.get(IFLA_XDP_DRV_PROG_ID)),
                      _u32(x.get(IFLA_XDP_SKB_PROG_ID)), _u32(x.get(IFLA_XDP_HW_PROG_ID)))
     return Interface(index, _str(attrs.get(IFLA_IFNAME)), state)
 
 
+def _check_index(index: int, what: str) -> None:
+    """ifindex is an s32 in ifinfomsg/tcmsg: anything outside 1..2^31-1 names no interface
+    (and would not fit the message)."""
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 < index <= 0x7FFFFFFF:
+        raise NetlinkError(_errno.ENODEV, f"{what}: no interface with ifindex {index!r}")
+
+
 def interface(index: int) -> Interface:
     """RTM_GETLINK for one interface (ENODEV if it is gone)."""
+    _check_index(index, f"get interface {index}")
     body = _IFINFO.pack(socket.AF_UNSPEC, 0, index, 0, 0)
     for kind, payload in _request(RTM_GETLINK, 0, body, f"get interface {index}"):
         if kind == RTM_NEWLINK:
@@ -252,6 +274,7 @@ def xdp_set(index: int, prog_fd: int, flags: int, *, expected_fd: int | None = N
     """RTM_SETLINK with IFLA_XDP: attach ``prog_fd`` (-1 removes). With ``expected_fd``
     (and XDP_FLAGS_REPLACE, 5.7+) the kernel acts only if that program is the one attached
     (else EEXIST)."""
+    _check_index(index, what or f"set XDP on interface {index}")
     inner = [attr_i32(IFLA_XDP_FD, prog_fd), attr_u32(IFLA_XDP_FLAGS, flags)]
     if expected_fd is not None:
         inner.append(attr_i32(IFLA_XDP_EXPECTED_FD, expected_fd))
@@ -262,6 +285,8 @@ def xdp_set(index: int, prog_fd: int, flags: int, *, expected_fd: int | None = N
 # --- tc: clsact and cls_bpf ------------------------------------------------------------------
 
 def _tcmsg(index: int, handle: int, parent: int, info: int) -> bytes:
+    if index:  # 0: every interface (a dump)
+        _check_index(index, f"tc request for interface {index}")
     return _TCMSG.pack(socket.AF_UNSPEC, index, handle, parent, info)
 
 
@@ -296,7 +321,7 @@ def qdiscs(index: int = 0) -> list[Qdisc]:
     for kind, payload in _request(RTM_GETQDISC, NLM_F_DUMP, _tcmsg(0, 0, 0, 0), "list qdiscs"):
         if kind != RTM_NEWQDISC:
             continue
-        _f, ifi, handle, parent, _info = _TCMSG.unpack_from(payload)
+        _f, ifi, handle, parent, _info = _unpack(_TCMSG, payload, "list qdiscs")
         if index and ifi != index:
             continue
         out.append(Qdisc(ifi, _str(parse_attrs(payload[_TCMSG.size:]).get(TCA_KIND)),
@@ -318,7 +343,7 @@ class Filter:
 
 
 def _filter(payload: bytes) -> Filter:
-    _f, _ifi, handle, _parent, info = _TCMSG.unpack_from(payload)
+    _f, _ifi, handle, _parent, info = _unpack(_TCMSG, payload, "read tc filter")
     attrs = parse_attrs(payload[_TCMSG.size:])
     kind = _str(attrs.get(TCA_KIND))
     opts = parse_attrs(attrs.get(TCA_OPTIONS, b"")) if kind == "bpf" else {}

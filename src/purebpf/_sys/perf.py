@@ -9,11 +9,12 @@ import fcntl
 import os
 import platform
 
-from ..errors import NotSupportedError, error_for
+from ..errors import InvalidArgumentError, NotSupportedError, error_for
 from .syscall import _libc
 
 u32 = ctypes.c_uint32
 u64 = ctypes.c_uint64
+_U64_MAX = (1 << 64) - 1
 
 _NR_PERF_EVENT_OPEN = {"x86_64": 298, "i386": 336, "i686": 336, "aarch64": 241,
                        "arm64": 241, "riscv64": 241, "loongarch64": 241, "armv7l": 364,
@@ -66,6 +67,22 @@ def perf_event_open(*, type: int, config: int, pid: int = -1, cpu: int = 0,
         raise NotSupportedError(_errno.ENOSYS, f"{what}: no perf_event_open syscall number "
                                 f"known for machine {platform.machine()!r}",
                                 feature="perf_event_open")
+    # ctypes would truncate a u64 field silently, and raise its own error for a pid/cpu
+    # past an int: refuse both with our message. A NUL in config1's string would make the
+    # kernel read another name or path than the one given.
+    for name, value, lo, hi in (("config", config, 0, _U64_MAX), ("config2", config2, 0, _U64_MAX),
+                                ("sample_period", sample_period, 0, _U64_MAX),
+                                ("sample_type", sample_type, 0, _U64_MAX),
+                                ("flags", flags, 0, _U64_MAX),
+                                ("wakeup_events", wakeup_events, 0, 0xFFFFFFFF),
+                                ("type", type, 0, 0xFFFFFFFF),
+                                ("pid", pid, -1, 0x7FFFFFFF), ("cpu", cpu, -1, 0x7FFFFFFF)):
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise InvalidArgumentError(_errno.EINVAL, f"{what}: {name}={value!r} is out of "
+                                       f"range ({lo}..{hi})")
+    if config1_str is not None and "\0" in config1_str:
+        raise InvalidArgumentError(_errno.EINVAL, f"{what}: {config1_str!r} contains a NUL "
+                                   "byte")
     keep = ctypes.create_string_buffer(config1_str.encode()) if config1_str is not None \
         else None
     attr = PerfEventAttr(type=type, size=ctypes.sizeof(PerfEventAttr), config=config,

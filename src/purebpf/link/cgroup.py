@@ -96,6 +96,8 @@ def open_cgroup(cgroup: Any, what: str) -> tuple[int, str | None]:
             return os.dup(cgroup), None
         except OSError as exc:
             raise error_for(exc.errno, f"{what}: fd {cgroup} is not open") from None
+        except OverflowError:  # past a C int: no such fd
+            raise error_for(errno.EBADF, f"{what}: fd {cgroup} is not open") from None
     if not isinstance(cgroup, str | os.PathLike):
         raise TypeError(f"{what}: the cgroup must be a path or an fd, not "
                         f"{type(cgroup).__name__}")

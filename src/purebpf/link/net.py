@@ -31,7 +31,7 @@ def resolve_iface(iface: str | int, what: str) -> tuple[int, str]:
                         f"{type(iface).__name__}")
     try:
         index = nl.ifindex(iface) if isinstance(iface, str) else iface
-        if index <= 0:
+        if not 0 < index <= 0x7FFFFFFF:  # ifindex is an s32 in the kernel
             raise nl.NetlinkError(errno.ENODEV, "")
         return index, nl.interface(index).name
     except nl.NetlinkError as exc:

@@ -49,6 +49,8 @@ def open_netns(netns: Any, what: str) -> tuple[int, str | None]:
             fd, path = os.dup(netns), None
         except OSError as exc:
             raise error_for(exc.errno, f"{what}: fd {netns} is not open") from None
+        except OverflowError:  # past a C int: no such fd
+            raise error_for(errno.EBADF, f"{what}: fd {netns} is not open") from None
     else:
         if netns is None:
             netns = _OWN_NETNS
@@ -61,7 +63,9 @@ def open_netns(netns: Any, what: str) -> tuple[int, str | None]:
         if os.sep not in path:
             path = os.path.join(_NAMED, path)
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            # O_NONBLOCK: a FIFO given by mistake must not block the open (it is refused
+            # below as not a namespace file); nsfs files ignore the flag.
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
         except FileNotFoundError:
             raise error_for(errno.ENOENT, f"{what}: no such network namespace: {path!r} "
                             "does not exist", hint="name one of `ip netns list` or pass "

@@ -21,7 +21,7 @@ from ..errors import BPFError, InvalidArgumentError, NotSupportedError, error_fo
 from ..types import ProgramType
 from . import _tracefs
 from ._link import BaseLink, check_program
-from .tracing import adopt, attach_perf_event
+from .tracing import adopt, attach_perf_event, check_name, check_u64
 
 if TYPE_CHECKING:
     from .._program import Program
@@ -62,7 +62,10 @@ def attach_kprobe(program: Program, func: str | Sequence[str], *, offset: int = 
     if not isinstance(func, str) or any(c in func for c in "*?["):
         return _attach_kprobe_multi(program, func, retprobe=retprobe)
     kind = "kretprobe" if retprobe else "kprobe"
+    check_u64(offset, "offset", f"attach {kind} {func}")
     what = f"attach {kind} {func}" + (f"+{offset:#x}" if offset else "")
+    check_name(func, "function name", what)
+    check_u64(cookie, "cookie", what)
     check_program(program, what, (ProgramType.KPROBE,))
     ptype = _pmu("kprobe", what, "CONFIG_KPROBES")
     try:
@@ -134,14 +137,31 @@ def attach_uprobe(program: Program, path: str | os.PathLike[str], symbol: str | 
     and the file when the symbol is missing, or the file when it is."""
     from ..elf.symbols import symbol_offset
 
-    p = os.path.abspath(os.fspath(path))
     kind = "uretprobe" if retprobe else "uprobe"
-    where = f"{p}:{symbol}" if isinstance(symbol, str) else f"{p}+{symbol:#x}"
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"attach {kind} {path!r}: the path must be a str or os.PathLike, not "
+                        f"{type(path).__name__}")
+    p = os.path.abspath(os.fspath(path))
+    if not isinstance(p, str):
+        raise TypeError(f"attach {kind} {p!r}: the path must be a str")
+    int_symbol = isinstance(symbol, int) and not isinstance(symbol, bool) and symbol >= 0
+    where = f"{p}:{symbol}" if not int_symbol else f"{p}+{symbol:#x}"
     what = f"attach {kind} {where}"
+    if "\0" in p:
+        # The kernel reads the path up to the NUL: it would probe another file.
+        raise InvalidArgumentError(errno.EINVAL, f"{what}: the path contains a NUL byte")
+    if int_symbol:
+        check_u64(symbol, "offset", what)
+    if isinstance(pid, bool) or not isinstance(pid, int):
+        raise TypeError(f"{what}: pid must be an int, not {type(pid).__name__}")
+    if not (pid == -1 or 0 <= pid <= 0x7FFFFFFF):
+        raise InvalidArgumentError(errno.EINVAL, f"{what}: pid={pid} is not a process id "
+                                   "(-1 for every process, else 0..2^31-1)")
+    check_u64(cookie, "cookie", what)
     check_program(program, what, (ProgramType.KPROBE,))
     if isinstance(symbol, str):
         offset = symbol_offset(p, symbol)
-    elif isinstance(symbol, int) and not isinstance(symbol, bool) and symbol >= 0:
+    elif int_symbol:
         if not os.path.exists(p):
             raise error_for(errno.ENOENT, f"{what}: no such file")
         offset = symbol

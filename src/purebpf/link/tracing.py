@@ -47,6 +47,29 @@ class PerfEventAttachment(Attachment):
     persistent = False  # the event, and the program on it, end with the perf fd
 
 
+_U64_MAX = (1 << 64) - 1
+
+
+def check_u64(value: Any, name: str, what: str) -> None:
+    """Refuse a cookie/offset that is not an int in 0..2^64-1 (the kernel's u64 field),
+    before anything is opened: ctypes/struct would truncate it or raise their own error."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what}: {name} must be an int, not {type(value).__name__}")
+    if not 0 <= value <= _U64_MAX:
+        raise InvalidArgumentError(errno.EINVAL, f"{what}: {name}={value} does not fit the "
+                                   f"kernel's u64 field (0..{_U64_MAX})")
+
+
+def check_name(value: Any, name: str, what: str) -> None:
+    """Refuse a hook name that is not a str, or holds a NUL byte (the kernel would read it
+    only up to the NUL and attach to a hook that was not named)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{what}: the {name} must be a str, not {type(value).__name__}")
+    if not value or "\0" in value:
+        raise InvalidArgumentError(errno.EINVAL, f"{what}: {value!r} is not a {name} (empty, "
+                                   "or with a NUL byte)")
+
+
 def _close_perf(fd: int) -> Callable[[], None]:
     def undo() -> None:
         try:
@@ -85,6 +108,7 @@ def attach_perf_event(program: Program, pfd: int, what: str, target: dict[str, A
     a BPF_PERF_EVENT link where the kernel has one, else PERF_EVENT_IOC_SET_BPF.
     ``use_link`` forces the choice (tests use it to cover the ioctl path)."""
     try:
+        check_u64(cookie, "cookie", what)
         if use_link is None:
             use_link = has_perf_link(program)
         if use_link:
@@ -154,6 +178,9 @@ def attach_tracepoint(program: Program, category: str, name: str, *,
     NotSupportedError when tracefs is missing and cannot be mounted, InvalidArgumentError
     for a program of another type."""
     what = f"attach tracepoint {category}/{name}"
+    check_name(category, "tracepoint category", what)
+    check_name(name, "tracepoint name", what)
+    check_u64(cookie, "cookie", what)
     check_program(program, what, _PERF_KIND_TYPES["tracepoint"])
     tp_id = _tracefs.tracepoint_id(category, name)
     pfd = perf.perf_event_open(type=perf.PERF_TYPE_TRACEPOINT, config=tp_id, pid=-1, cpu=0,
@@ -166,6 +193,8 @@ def attach_raw_tracepoint(program: Program, name: str, *, cookie: int = 0) -> Li
     """Attach a RAW_TRACEPOINT program to raw tracepoint ``name`` ("sys_enter",
     "sched_switch") with BPF_RAW_TRACEPOINT_OPEN; ``cookie`` needs 6.10+."""
     what = f"attach raw tracepoint {name!r}"
+    check_name(name, "raw tracepoint name", what)
+    check_u64(cookie, "cookie", what)
     check_program(program, what, (ProgramType.RAW_TRACEPOINT,
                                   ProgramType.RAW_TRACEPOINT_WRITABLE))
     try:
@@ -188,6 +217,7 @@ def attach_tracing(program: Program, *, cookie: int = 0) -> Link:
 
     Raises BPFPermissionError (EPERM) explaining kernel lockdown where that is the cause."""
     what = f"attach {_hook_desc(program)}"
+    check_u64(cookie, "cookie", what)
     check_program(program, what, (ProgramType.TRACING, ProgramType.LSM))
     attach = _attach_type(program)
     if attach == AttachType.TRACE_ITER:

@@ -1,0 +1,197 @@
+"""Review of links, attachments and events: malformed inputs get our errors (never a
+struct.error, OverflowError, ctypes error, a silently truncated value, or a hang), and
+nothing is attached on the way."""
+
+from __future__ import annotations
+
+import errno
+import os
+import pathlib
+import struct
+from collections.abc import Iterator
+
+import pytest
+from net_helpers import VethPair, veth  # noqa: F401  (veth is a fixture)
+
+import purebpf
+from purebpf import BPFError, InvalidArgumentError
+from purebpf._sys import netlink as nl
+from purebpf.link import (Link, attach_cgroup, attach_netns, attach_raw_tracepoint,
+                          attach_tc, attach_tracepoint, attach_uprobe, attach_xdp, net_show)
+
+TESTDATA = pathlib.Path(__file__).resolve().parents[1] / "testdata"
+_TRACING = ["tp_getpid", "tp_any", "raw_sys_enter", "on_call", "on_return"]
+
+
+@pytest.fixture
+def net() -> Iterator[purebpf.Collection]:
+    with purebpf.load(TESTDATA / "attach_net.o") as c:
+        yield c
+
+
+@pytest.fixture
+def tracing() -> Iterator[purebpf.Collection]:
+    spec = purebpf.CollectionSpec.from_file(TESTDATA / "tracing.o")
+    for n, p in spec.programs.items():
+        p.autoload = n in _TRACING
+    with purebpf.Collection.load(spec) as c:
+        yield c
+
+
+def _no_links_of(coll: purebpf.Collection) -> None:
+    ids = {p.id for p in coll.programs.values()}
+    for lid in Link.ids():
+        try:
+            with Link.from_id(lid) as lk:
+                assert lk.info().program_id not in ids, f"link {lid} left attached"
+        except BPFError:
+            pass
+
+
+# -- ifindex ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("index", [1 << 31, 1 << 40, (1 << 64) + 1],
+                         ids=["2^31", "2^40", "2^64+1"])
+def test_ifindex_past_s32_is_enodev(net: purebpf.Collection, index: int) -> None:
+    # Was: struct.error "'i' format requires ..." from packing ifinfomsg/tcmsg.
+    for call in (lambda: attach_xdp(net.programs["xdp_a"], index),
+                 lambda: attach_tc(net.programs["tc_a"], index),
+                 lambda: net_show(index)):
+        with pytest.raises(BPFError) as exc:
+            call()
+        assert exc.value.errno == errno.ENODEV
+        assert f"no interface with ifindex {index}" in str(exc.value)
+
+
+def test_netlink_requests_refuse_bad_ifindex() -> None:
+    for call in (lambda: nl.interface(1 << 40), lambda: nl.filters(-5, nl.PARENT_INGRESS),
+                 lambda: nl.xdp_set(1 << 32, -1, 0)):
+        with pytest.raises(nl.NetlinkError) as exc:
+            call()
+        assert exc.value.errno == errno.ENODEV
+
+
+# -- netlink replies of unexpected lengths ----------------------------------------------------
+
+def _ifinfo(index: int, *attrs: bytes) -> bytes:
+    return struct.pack("=BxHiII", 0, 1, index, 0, 0) + b"".join(attrs)
+
+
+def test_netlink_empty_xdp_attached_attribute() -> None:
+    # Was: IndexError from x[IFLA_XDP_ATTACHED][0] on a zero-length attribute.
+    payload = _ifinfo(7, nl.attr_str(nl.IFLA_IFNAME, "eth7"),
+                      nl.nested(nl.IFLA_XDP, nl.attr(nl.IFLA_XDP_ATTACHED, b""),
+                                nl.attr(nl.IFLA_XDP_PROG_ID, b"\1")))
+    i = nl._interface(payload)
+    assert (i.index, i.name, i.xdp.attached, i.xdp.prog_id) == (7, "eth7", 0, 0)
+
+
+@pytest.mark.parametrize("parse", [nl._interface, nl._filter], ids=["link", "filter"])
+def test_netlink_short_messages_are_eproto(parse: object) -> None:
+    # Was: struct.error "unpack_from requires a buffer of at least 16 bytes".
+    for payload in (b"", b"\0" * 7):
+        with pytest.raises(nl.NetlinkError) as exc:
+            parse(payload)  # type: ignore[operator]
+        assert exc.value.errno == errno.EPROTO
+        assert "malformed rtnetlink reply" in str(exc.value)
+
+
+def test_netlink_attributes_with_lengths_past_the_data() -> None:
+    # rta_len past the end, below the header, and a nested IFLA_XDP cut short: parsed up to
+    # what is whole, no exception.
+    bad = struct.pack("=HH", 200, nl.IFLA_IFNAME) + b"x" * 8
+    assert nl.parse_attrs(bad) == {}
+    assert nl.parse_attrs(struct.pack("=HH", 2, 1) + b"\0" * 8) == {}
+    i = nl._interface(_ifinfo(3, nl.attr(nl.IFLA_XDP, struct.pack("=HH", 64, 4) + b"\1")))
+    assert i.xdp.prog_id == 0
+
+
+# -- tracing inputs ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("cookie", [1 << 64, -1], ids=["2^64", "-1"])
+def test_cookie_out_of_u64(tracing: purebpf.Collection, cookie: int) -> None:
+    # Was: struct.error "argument out of range" from the BPF_LINK_CREATE union.
+    with pytest.raises(InvalidArgumentError, match=f"cookie={cookie} does not fit") as exc:
+        attach_tracepoint(tracing.programs["tp_any"], "syscalls", "sys_enter_getpid",
+                          cookie=cookie)
+    assert exc.value.errno == errno.EINVAL
+    with pytest.raises(InvalidArgumentError, match="does not fit"):
+        attach_raw_tracepoint(tracing.programs["raw_sys_enter"], "sys_enter", cookie=cookie)
+    _no_links_of(tracing)
+
+
+def test_raw_tracepoint_name_with_nul_attaches_nothing(tracing: purebpf.Collection) -> None:
+    # Was: attached to 'sys_enter' (the kernel reads the name up to the NUL).
+    with pytest.raises(InvalidArgumentError, match="not a raw tracepoint name") as exc:
+        attach_raw_tracepoint(tracing.programs["raw_sys_enter"], "sys_enter\0whatever")
+    assert exc.value.errno == errno.EINVAL
+    with pytest.raises(TypeError, match="attach raw tracepoint 5: the raw tracepoint name "
+                       "must be a str"):
+        attach_raw_tracepoint(tracing.programs["raw_sys_enter"], 5)  # type: ignore[arg-type]
+    _no_links_of(tracing)
+
+
+def test_tracepoint_category_not_a_str(tracing: purebpf.Collection) -> None:
+    with pytest.raises(TypeError, match="tracepoint category must be a str"):
+        attach_tracepoint(tracing.programs["tp_any"], 5, "x")  # type: ignore[arg-type]
+
+
+def test_uprobe_offset_past_u64_attaches_nothing(tracing: purebpf.Collection) -> None:
+    # Was: ctypes kept the low 64 bits: a uprobe at file offset 0 of the binary.
+    with pytest.raises(InvalidArgumentError, match="offset=18446744073709551616 does not "
+                       "fit") as exc:
+        attach_uprobe(tracing.programs["on_call"], "/bin/true", 1 << 64)
+    assert exc.value.errno == errno.EINVAL
+    _no_links_of(tracing)
+
+
+@pytest.mark.parametrize("pid", [1 << 32, 1 << 40, -2], ids=["2^32", "2^40", "-2"])
+def test_uprobe_pid_out_of_range_attaches_nothing(tracing: purebpf.Collection,
+                                                  pid: int) -> None:
+    # Was: 2^32 reached perf_event_open as pid 0 (this process) and attached.
+    with pytest.raises(InvalidArgumentError, match=f"pid={pid} is not a process id"):
+        attach_uprobe(tracing.programs["on_call"], "/bin/true", 0x1000, pid=pid)
+    _no_links_of(tracing)
+
+
+def test_uprobe_path_with_nul(tracing: purebpf.Collection) -> None:
+    # Was: ValueError "embedded null byte" from open() (by symbol); by offset the perf
+    # event would get the path up to the NUL.
+    for symbol in ("main", 0x1000):
+        with pytest.raises(InvalidArgumentError, match="the path contains a NUL byte") as exc:
+            attach_uprobe(tracing.programs["on_call"], "/bin/true\0/x", symbol)
+        assert exc.value.errno == errno.EINVAL
+    _no_links_of(tracing)
+
+
+def test_uprobe_pid_not_an_int(tracing: purebpf.Collection) -> None:
+    with pytest.raises(TypeError, match="pid must be an int"):
+        attach_uprobe(tracing.programs["on_call"], "/bin/true", 0x1000,
+                      pid="1")  # type: ignore[arg-type]
+
+
+# -- fds ---------------------------------------------------------------------------------------
+
+def test_cgroup_and_netns_fd_past_c_int() -> None:
+    # Was: OverflowError "signed integer is greater than maximum" from os.dup.
+    with purebpf.load(TESTDATA / "attach_cgroup.o") as cg, \
+            purebpf.load(TESTDATA / "attach_sock.o") as sk:
+        prog = next(p for p in cg.programs.values())
+        with pytest.raises(BPFError, match=r"fd 1099511627776 is not open") as exc:
+            attach_cgroup(prog, 1 << 40)
+        assert exc.value.errno == errno.EBADF
+        lookup = next(p for p in sk.programs.values() if p.type.name == "SK_LOOKUP")
+        with pytest.raises(BPFError, match=r"fd 1099511627776 is not open") as exc:
+            attach_netns(lookup, 1 << 40)
+        assert exc.value.errno == errno.EBADF
+
+
+def test_netns_path_to_a_fifo_does_not_block(tmp_path: pathlib.Path) -> None:
+    # Was: os.open of a FIFO with no writer blocked forever.
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with purebpf.load(TESTDATA / "attach_sock.o") as sk:
+        lookup = next(p for p in sk.programs.values() if p.type.name == "SK_LOOKUP")
+        with pytest.raises(InvalidArgumentError, match="is not a network namespace") as exc:
+            attach_netns(lookup, fifo)
+        assert exc.value.errno == errno.EINVAL
