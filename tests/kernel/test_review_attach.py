@@ -8,14 +8,20 @@ import errno
 import os
 import pathlib
 import struct
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
+from conftest import wait_for
 from net_helpers import VethPair, veth  # noqa: F401  (veth is a fixture)
 
 import purebpf
 from purebpf import BPFError, InvalidArgumentError
 from purebpf._sys import netlink as nl
+from purebpf.errors import ClosedError
+from purebpf.events import PerfEventArray, Poller, RingBuffer
 from purebpf.link import (Link, attach_cgroup, attach_netns, attach_raw_tracepoint,
                           attach_tc, attach_tracepoint, attach_uprobe, attach_xdp, net_show)
 
@@ -195,3 +201,61 @@ def test_netns_path_to_a_fifo_does_not_block(tmp_path: pathlib.Path) -> None:
         with pytest.raises(InvalidArgumentError, match="is not a network namespace") as exc:
             attach_netns(lookup, fifo)
         assert exc.value.errno == errno.EINVAL
+
+
+# -- events: close() while several threads are in poll() ---------------------------------------
+
+def _close_under_queued_polls(obj: Any, poll: Callable[[], object], waker: Any) -> None:
+    """Threads call ``poll(None)`` (one waits in epoll holding the lock, the others queue
+    for the lock), then another thread closes ``obj``: every poll and the close must end.
+    On a hang, ``waker`` is woken until the threads end, and the test fails."""
+    started: list[int] = []
+    errors: list[BaseException] = []
+
+    def poller() -> None:
+        started.append(1)
+        try:
+            poll()
+        except ClosedError:
+            pass  # the close came first
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=poller) for _ in range(4)]
+    for t in threads:
+        t.start()
+    assert wait_for(lambda: len(started) == len(threads))
+    time.sleep(0.02)  # let them reach poll(): one in epoll, the rest queued on the lock
+    closer = threading.Thread(target=obj.close)
+    closer.start()
+    closer.join(30)
+    hung = closer.is_alive()
+    while closer.is_alive():
+        waker.wake()  # rescue a hung run so that the test can report and clean up
+        closer.join(0.1)
+    for t in threads:
+        t.join(30)
+    assert not any(t.is_alive() for t in threads), "a poll() did not end after close()"
+    assert not hung, "close() hung: a poll() that queued for the lock waits forever"
+    assert not errors
+
+
+@pytest.mark.parametrize("kind", ["ring buffer", "perf event array"])
+def test_close_while_threads_queue_in_poll(kind: str) -> None:
+    # Was: close() wakes once; the poll holding the lock took the wake and returned, the
+    # next queued poll got the lock before close() and waited in epoll forever (timeout
+    # None), and close() waited for the lock forever.
+    with purebpf.load(TESTDATA / "events.o") as coll:
+        for _ in range(20):
+            obj: Any = RingBuffer(coll.maps["events"]) if kind == "ring buffer" else \
+                PerfEventArray(coll.maps["perf"])
+            with obj:
+                _close_under_queued_polls(obj, lambda: obj.poll(None), obj._waiter)
+
+
+def test_poller_close_while_threads_queue_in_poll() -> None:
+    with purebpf.load(TESTDATA / "events.o") as coll, \
+            RingBuffer(coll.maps["events"]) as rb:
+        for _ in range(20):
+            with Poller(rb) as p:
+                _close_under_queued_polls(p, lambda: p.poll(None), p._waiter)

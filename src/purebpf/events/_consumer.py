@@ -146,6 +146,10 @@ class Consumer:
         thread closed this object during the wait). Waits in epoll, never spins."""
         with self._lock:
             self._check("poll")
+            if self._closing:
+                # close() is waiting for the lock: its one wake may have been taken by
+                # the poll that held the lock before us, so do not wait (forever).
+                return 0
             raws = self._take()
             if not raws:
                 self._waiter.wait(timeout)

@@ -92,6 +92,10 @@ class Poller:
         one of its buffers was closed by another thread meanwhile)."""
         with self._lock:
             self._check("poll")
+            if self._closing:
+                # close() is waiting for the lock; its wake may have been taken by the
+                # poll that held the lock before us: waiting now could be forever.
+                return 0
             n = self._consume(None)
             if n:
                 return n
