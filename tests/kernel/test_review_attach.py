@@ -259,3 +259,22 @@ def test_poller_close_while_threads_queue_in_poll() -> None:
         for _ in range(20):
             with Poller(rb) as p:
                 _close_under_queued_polls(p, lambda: p.poll(None), p._waiter)
+
+
+def test_closing_one_perf_event_array_leaves_anothers_rings() -> None:
+    # Was: close() deleted every map entry at its CPUs, also those a second
+    # PerfEventArray on the same map had stored since: the second got no samples.
+    with purebpf.load(TESTDATA / "events.o") as coll:
+        coll.maps["cfg"][0] = 3
+        first = PerfEventArray(coll.maps["perf"])
+        with PerfEventArray(coll.maps["perf"]) as second:
+            first.close()
+            coll.programs["perf_output"].test_run(bytes(64))
+            assert len(second.drain()) == 3
+        # and the last one closed still removes its entries
+        with PerfEventArray(coll.maps["perf"]) as third:
+            pass
+        assert third.closed
+        failed = int(coll.maps["stats"][2])  # ST_PERF_FAIL of events.c
+        coll.programs["perf_output"].test_run(bytes(64))
+        assert int(coll.maps["stats"][2]) == failed + 3  # no entry: output fails

@@ -7,6 +7,7 @@ import errno
 import functools
 import os
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,13 @@ from ..types import MapType
 from ._consumer import Callback, Consumer
 
 LostCallback = Callable[[int, int], Any]
+
+# (map id, cpu) -> the token of the PerfEventArray whose perf event fd is stored there now.
+# A second PerfEventArray on the same map overwrites the entries; closing the first must
+# then leave them alone (the kernel cannot tell us whose fd an entry holds: a lookup of a
+# PERF_EVENT_ARRAY from user space is not supported). Covers this process only.
+_owners: dict[tuple[int, int], object] = {}
+_owners_lock = threading.Lock()
 
 
 class PerfEventArray(Consumer):
@@ -66,6 +74,8 @@ class PerfEventArray(Consumer):
         """The CPUs with a ring (online CPUs below the map's max_entries)."""
         self._rings: list[tuple[int, mem.PerfRingMemory]] = []
         io = ElemIO(self._fd, 4, 4)
+        token = object()  # not self: the undo callbacks must not keep the object alive
+        map_id = int(map.id)
         for cpu in self.cpus:
             fd = perf.perf_event_open(
                 type=perf.PERF_TYPE_SOFTWARE, config=perf.PERF_COUNT_SW_BPF_OUTPUT, pid=-1,
@@ -82,8 +92,10 @@ class PerfEventArray(Consumer):
             stack.callback(ring.close)
             perf.ioctl(fd, perf.PERF_EVENT_IOC_ENABLE, 0,
                        what=f"open {self._desc}: enable the perf event of CPU {cpu}")
-            self._store(io, cpu, fd)
-            stack.callback(_delete, io, cpu)
+            with _owners_lock:
+                self._store(io, cpu, fd)
+                _owners[(map_id, cpu)] = token
+            stack.callback(_delete, io, cpu, (map_id, cpu), token)
             self._waiter.add(fd)
             self._rings.append((cpu, ring))
 
@@ -113,10 +125,16 @@ def _note_lost(into: list[tuple[int, int]], cpu: int, count: int) -> None:
     into.append((cpu, count))
 
 
-def _delete(io: ElemIO, cpu: int) -> None:
-    """Remove the entry at ``cpu`` (ENOENT: someone removed it already)."""
-    io.key[:4] = cpu.to_bytes(4, sys.byteorder)
-    if io.delete() < 0:
+def _delete(io: ElemIO, cpu: int, key: tuple[int, int], token: object) -> None:
+    """Remove the entry at ``cpu`` if it still holds our perf event (ENOENT: someone
+    removed it already); an entry another PerfEventArray stored since is left alone."""
+    with _owners_lock:
+        if _owners.get(key) is not token:
+            return
+        del _owners[key]
+        io.key[:4] = cpu.to_bytes(4, sys.byteorder)
+        rc = io.delete()
+    if rc < 0:
         code = last_errno()
         if code != errno.ENOENT:
             raise BPFError(code, f"delete the perf event of CPU {cpu} from its map: "
