@@ -278,3 +278,44 @@ def test_closing_one_perf_event_array_leaves_anothers_rings() -> None:
         failed = int(coll.maps["stats"][2])  # ST_PERF_FAIL of events.c
         coll.programs["perf_output"].test_run(bytes(64))
         assert int(coll.maps["stats"][2]) == failed + 3  # no entry: output fails
+
+
+@pytest.mark.parametrize("timeout", [float("inf"), 1e300, 1 << 70],
+                         ids=["inf", "1e300", "2^70"])
+def test_poll_with_a_timeout_past_epoll(timeout: float) -> None:
+    # Was: OverflowError from epoll.poll; such a timeout means "no limit".
+    with purebpf.load(TESTDATA / "events.o") as coll, \
+            RingBuffer(coll.maps["events"]) as rb, Poller() as p:
+        coll.maps["cfg"][0] = 2
+        coll.programs["rb_output"].test_run(bytes(64))
+        assert rb.poll(timeout) == 2
+        assert len(rb.drain()) == 2
+        p.add(rb)
+        coll.programs["rb_output"].test_run(bytes(64))
+        assert p.poll(timeout) == 2
+        assert len(rb.drain()) == 2
+
+
+def test_poll_with_a_bad_timeout() -> None:
+    # Was: ValueError (NaN) or a TypeError from comparing with a float.
+    with purebpf.load(TESTDATA / "events.o") as coll, \
+            RingBuffer(coll.maps["events"]) as rb, Poller(rb) as p:
+        for poll, what in ((rb.poll, "poll ring buffer (map 'events')"),
+                           (p.poll, "poll poller")):
+            with pytest.raises(InvalidArgumentError, match=r"timeout is NaN") as exc:
+                poll(float("nan"))
+            assert str(exc.value).startswith(what) and exc.value.errno == errno.EINVAL
+            for bad in ("1", True):
+                with pytest.raises(TypeError, match="timeout must be a number"):
+                    poll(bad)  # type: ignore[arg-type]
+
+
+def test_events_refuse_what_is_not_a_map() -> None:
+    # Was: AttributeError "'int' object has no attribute 'type'" / "... 'fileno'".
+    with pytest.raises(TypeError, match="open ring buffer: expected a purebpf.Map, not int"):
+        RingBuffer(5)
+    with pytest.raises(TypeError, match="open perf event array: expected a purebpf.Map"):
+        PerfEventArray(None)
+    with pytest.raises(TypeError, match="add to poller: expected a RingBuffer or "
+                       "PerfEventArray, not int"):
+        Poller(5)  # type: ignore[arg-type]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import errno
+import math
 import threading
 import warnings
 import weakref
@@ -15,11 +16,32 @@ from .._sys import events as mem
 from .._sys import ops
 from .._sys.events import Out
 from .._sys.syscall import close_fd
+from .._map import Map
 from ..errors import ClosedError, InvalidArgumentError
 from ..types import MapType
 from .decode import RecordType, make_record_type
 
 Callback = Callable[[Any], Any]
+
+
+# epoll_wait takes milliseconds in a C int: a longer timeout is as good as no limit.
+_MAX_TIMEOUT = (2**31 - 1) / 1000
+
+
+def check_timeout(timeout: Any, what: str) -> float | None:
+    """``timeout`` as epoll wants it: None (no limit; also for +inf and anything past
+    what epoll_wait can wait), or seconds >= 0 (a negative one does not wait). Raises
+    TypeError for a non-number, InvalidArgumentError for NaN."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise TypeError(f"{what}: timeout must be a number of seconds or None, not "
+                        f"{type(timeout).__name__}")
+    if math.isnan(timeout):
+        raise InvalidArgumentError(errno.EINVAL, f"{what}: timeout is NaN")
+    if timeout > _MAX_TIMEOUT:
+        return None
+    return max(float(timeout), 0.0)
 
 
 def _cleanup(release: Callable[[], None], desc: str) -> None:
@@ -42,6 +64,8 @@ class Consumer:
         self._desc = f"{self._kind} (map {map.name!r})" if getattr(map, "name", "") else \
             self._kind
         what = f"open {self._desc}"
+        if not isinstance(map, Map):
+            raise TypeError(f"{what}: expected a purebpf.Map, not {type(map).__name__}")
         if getattr(map, "closed", False):
             raise ClosedError(errno.EBADF, f"{what}: the map is closed")
         if map.type != self._map_type:
@@ -144,6 +168,7 @@ class Consumer:
         """Wait up to ``timeout`` seconds (None: no limit) for records, then
         :meth:`consume` them; the number of records (0 on timeout, or when another
         thread closed this object during the wait). Waits in epoll, never spins."""
+        timeout = check_timeout(timeout, f"poll {self._desc}")
         with self._lock:
             self._check("poll")
             if self._closing:

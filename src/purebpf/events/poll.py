@@ -8,7 +8,7 @@ import weakref
 
 from .._sys import events as mem
 from ..errors import ClosedError
-from ._consumer import Consumer, _cleanup
+from ._consumer import Consumer, _cleanup, check_timeout
 
 
 class Poller:
@@ -41,6 +41,9 @@ class Poller:
 
     def add(self, source: Consumer) -> None:
         """Wait on ``source`` too (ClosedError if it is closed; ValueError if present)."""
+        if not isinstance(source, Consumer):
+            raise TypeError(f"add to poller: expected a RingBuffer or PerfEventArray, not "
+                            f"{type(source).__name__}")
         with self._lock:
             self._check("add to")
             fd = source.fileno()
@@ -90,6 +93,7 @@ class Poller:
         """Wait up to ``timeout`` seconds (None: no limit) until a buffer has records, then
         consume each that has; the number of records (0 on timeout, or when the Poller or
         one of its buffers was closed by another thread meanwhile)."""
+        timeout = check_timeout(timeout, "poll poller")
         with self._lock:
             self._check("poll")
             if self._closing:
