@@ -319,3 +319,16 @@ def test_events_refuse_what_is_not_a_map() -> None:
     with pytest.raises(TypeError, match="add to poller: expected a RingBuffer or "
                        "PerfEventArray, not int"):
         Poller(5)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("section", ["kprobe/f+zz", "kprobe/f+", "kretprobe/f+0x"])
+def test_auto_attach_bad_kprobe_offset_in_section(section: str) -> None:
+    # Was: ValueError "invalid literal for int() with base 0" from the section's offset.
+    spec = purebpf.CollectionSpec.from_file(TESTDATA / "tracing.o")
+    for n, p in spec.programs.items():
+        p.autoload = n == "kprobe_getpgid"
+    spec.programs["kprobe_getpgid"].section = section
+    with purebpf.Collection.load(spec) as coll:
+        with pytest.raises(InvalidArgumentError, match="is not an offset") as exc:
+            coll.programs["kprobe_getpgid"].attach()
+        assert exc.value.errno == errno.EINVAL

@@ -182,9 +182,14 @@ def _dispatch(program: Program, p: Plan, kw: dict[str, Any], what: str) -> BaseL
                              retprobe=p.family.startswith("kret"))
     if p.family in ("kprobe", "kretprobe"):
         func, offset = kw.get("func") or p.target, kw.get("offset", 0)
-        if "+" in func:
+        if isinstance(func, str) and "+" in func:
             func, _, off = func.partition("+")
-            offset = int(off, 0)
+            try:
+                offset = int(off, 0)
+            except ValueError:
+                raise InvalidArgumentError(errno.EINVAL, f"{what}: {off!r} is not an offset "
+                                           "(kprobe/<func>+<offset>, like "
+                                           "'kprobe/do_unlinkat+0x10')") from None
         return attach_kprobe(program, func, offset=offset, retprobe=p.family == "kretprobe",
                              cookie=cookie)
     if p.family in ("uprobe", "uretprobe"):
