@@ -10,20 +10,24 @@ import pathlib
 import struct
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import wait_for
-from net_helpers import VethPair, veth  # noqa: F401  (veth is a fixture)
+from conftest import open_fds, wait_for
+from net_helpers import VethPair, veth, xdp_prog_ids  # noqa: F401  (veth is a fixture)
 
 import purebpf
 from purebpf import BPFError, InvalidArgumentError
+from purebpf._sys import links as L
 from purebpf._sys import netlink as nl
 from purebpf.errors import ClosedError
 from purebpf.events import PerfEventArray, Poller, RingBuffer
 from purebpf.link import (Link, attach_cgroup, attach_netns, attach_raw_tracepoint,
-                          attach_tc, attach_tracepoint, attach_uprobe, attach_xdp, net_show)
+                          attach_tc, attach_tracepoint, attach_uprobe, attach_xdp, net_show,
+                          query_cgroup)
+from purebpf.link.cgroup import cgroup2_mount
 
 TESTDATA = pathlib.Path(__file__).resolve().parents[1] / "testdata"
 _TRACING = ["tp_getpid", "tp_any", "raw_sys_enter", "on_call", "on_return"]
@@ -332,3 +336,50 @@ def test_auto_attach_bad_kprobe_offset_in_section(section: str) -> None:
         with pytest.raises(InvalidArgumentError, match="is not an offset") as exc:
             coll.programs["kprobe_getpgid"].attach()
         assert exc.value.errno == errno.EINVAL
+
+
+# -- disconnect() -----------------------------------------------------------------------------
+
+def test_update_after_disconnect_stays_disconnected(net: purebpf.Collection,
+                                                    veth: VethPair) -> None:
+    # Was: update() put the real undo back, so close() after disconnect() + update()
+    # detached the program that was meant to outlive the object.
+    a, b = net.programs["xdp_a"], net.programs["xdp_b"]
+    att = attach_xdp(a, veth.host, mechanism="netlink")
+    att.disconnect()
+    att.update(b)
+    att.close()
+    assert xdp_prog_ids(veth.host) == [b.id]  # removed with the veth pair by the fixture
+
+
+def test_detach_after_disconnect_detaches(net: purebpf.Collection, veth: VethPair) -> None:
+    # Was: detach() ran the disconnected no-op: it reported success and left it attached.
+    with attach_xdp(net.programs["xdp_a"], veth.host, mechanism="netlink") as att:
+        att.disconnect()
+        att.detach()
+        assert xdp_prog_ids(veth.host) == []
+
+
+def test_disconnected_cgroup_attachment_closes_its_cgroup_fd() -> None:
+    # Was: close() of a disconnected CgroupAttachment never closed the cgroup fd it kept.
+    mount = cgroup2_mount()
+    if mount is None:
+        pytest.skip("no cgroup2 mount in /proc/self/mounts (cgroup2_mount() is None)")
+    path = os.path.join(mount, "purebpf-review-" + uuid.uuid4().hex[:10])
+    os.mkdir(path)
+    try:
+        with purebpf.load(TESTDATA / "attach_cgroup.o") as coll:
+            prog = next(p for p in coll.programs.values() if p.type.name == "CGROUP_SOCK_ADDR")
+            before = open_fds()
+            att = attach_cgroup(prog, path, mechanism="prog_attach")
+            att.disconnect()
+            att.close()
+            assert open_fds() == before
+            assert [p.program_id for p in query_cgroup(path)] == [prog.id]
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                L.prog_detach(fd, prog.fd, int(query_cgroup(path)[0].attach_type))
+            finally:
+                os.close(fd)
+    finally:
+        os.rmdir(path)

@@ -395,7 +395,11 @@ class Attachment(BaseLink):
         self._closed = False
         self._detached = False
         self._lock = threading.RLock()
+        # _undo[0] is what close() and garbage collection run (nothing once disconnected);
+        # _detach_now is what detach() runs: always the real detach of what is attached.
         self._undo = [undo]
+        self._detach_now = undo
+        self._disconnected = False
         self._finalizer = weakref.finalize(self, _gc_detach, self._undo, desc)
 
     @property
@@ -423,7 +427,10 @@ class Attachment(BaseLink):
                 raise ClosedError(errno.EBADF, f"{self._desc} is closed")
             if self._detached:
                 raise error_for(errno.ENOLINK, f"update {self._desc}: it is already detached")
-            self._undo[0] = self._replace(program, expected)
+            new = self._replace(program, expected)
+            self._detach_now = new
+            if not self._disconnected:  # a disconnected attachment stays disconnected
+                self._undo[0] = new
             self.program = program
             self._info.program_id = program.id
 
@@ -433,7 +440,7 @@ class Attachment(BaseLink):
                 raise ClosedError(errno.EBADF, f"{self._desc} is closed")
             if self._detached:
                 raise error_for(errno.ENOLINK, f"detach {self._desc}: it is already detached")
-            self._undo[0]()
+            self._detach_now()
             self._detached = True
 
     def close(self) -> None:
@@ -456,6 +463,7 @@ class Attachment(BaseLink):
                                     "kernel with bpf_link for this hook and pin the link",
                                     feature="persistent attachment")
         with self._lock:
+            self._disconnected = True
             self._undo[0] = _nothing
 
     persistent = True

@@ -334,6 +334,14 @@ class CgroupAttachment(Attachment):
         except BPFError as exc:
             if exc.errno != errno.ENOENT:  # gone already: nothing left to detach
                 raise
+        finally:
+            if self._closed:
+                self._cg.close()  # also when disconnected (nothing detached it)
+
+    def disconnect(self) -> None:
+        super().disconnect()
+        with self._lock:
+            self._undo[0] = self._cg.close  # close and GC: let go of the cgroup fd only
 
     def __repr__(self) -> str:
         if self._closed:
