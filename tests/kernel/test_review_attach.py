@@ -383,3 +383,16 @@ def test_disconnected_cgroup_attachment_closes_its_cgroup_fd() -> None:
                 os.close(fd)
     finally:
         os.rmdir(path)
+
+
+@pytest.mark.parametrize("mechanism", ["bpf_link", "netlink"])
+def test_update_with_what_is_not_a_program(net: purebpf.Collection, veth: VethPair,
+                                           mechanism: str) -> None:
+    # Was: AttributeError "'int' object has no attribute 'fd'" (Link) / "... 'id'".
+    a = net.programs["xdp_a"]
+    with attach_xdp(a, veth.host, mechanism=mechanism) as att:
+        for args, kw in (((5,), {}), ((None,), {}), ((a,), {"expected": 5})):
+            with pytest.raises(TypeError, match=r"^update .*: (program|expected) must be a "
+                               "purebpf.Program"):
+                att.update(*args, **kw)
+        assert att.info().program_id == a.id

@@ -269,6 +269,7 @@ class Link(KernelObject, BaseLink):
         program (else BPFError EPERM). Link types that cannot be updated (tracing, perf
         event, ...) raise NotSupportedError."""
         what = f"update {self._desc}"
+        _check_programs(program, expected, what)
         try:
             with self._lock:
                 L.link_update(self.fd, program.fd, expected.fd if expected is not None else 0)
@@ -367,6 +368,20 @@ def check_program(program: Any, what: str, types: Any) -> None:
                                    f"runs {names} programs")
 
 
+def _check_programs(program: Any, expected: Any, what: str) -> None:
+    """update()'s arguments: an open Program, and None or an open Program."""
+    from .._program import Program
+
+    for name, p in (("program", program), ("expected", expected)):
+        if p is None and name == "expected":
+            continue
+        if not isinstance(p, Program):
+            raise TypeError(f"{what}: {name} must be a purebpf.Program, not "
+                            f"{type(p).__name__}")
+        if p.closed:
+            raise ClosedError(errno.EBADF, f"{what}: {name} {p!r} is closed")
+
+
 def _type_name(t: LinkType | int) -> str:
     return getattr(t, "name", str(t))
 
@@ -422,6 +437,7 @@ class Attachment(BaseLink):
                                 feature=f"bpf_link for {self.mechanism} hooks")
 
     def update(self, program: Program, *, expected: Program | None = None) -> None:
+        _check_programs(program, expected, f"update {self._desc}")
         with self._lock:
             if self._closed:
                 raise ClosedError(errno.EBADF, f"{self._desc} is closed")
