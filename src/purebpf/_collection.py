@@ -214,12 +214,16 @@ class Collection:
     def close(self) -> None:
         """Close every link made by :meth:`attach_all`, then every program and map fd
         (pinned maps stay in the kernel)."""
-        for link in getattr(self, "_links", {}).values():
-            link.close()
-        for p in self.programs.values():
-            p.close()
-        for m in self.maps.values():
-            m.close()
+        first: BaseException | None = None
+        closers = [*getattr(self, "_links", {}).values(), *self.programs.values(),
+                   *self.maps.values()]
+        for obj in closers:  # every one, even when one of them fails
+            try:
+                obj.close()
+            except BaseException as exc:
+                first = first or exc
+        if first is not None:
+            raise first
 
     def __enter__(self) -> Collection:
         return self

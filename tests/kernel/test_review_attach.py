@@ -19,7 +19,7 @@ from conftest import open_fds, wait_for
 from net_helpers import VethPair, veth, xdp_prog_ids  # noqa: F401  (veth is a fixture)
 
 import purebpf
-from purebpf import BPFError, InvalidArgumentError
+from purebpf import BPFError, InvalidArgumentError, ProgramType, asm
 from purebpf._sys import links as L
 from purebpf._sys import netlink as nl
 from purebpf.errors import ClosedError
@@ -396,3 +396,43 @@ def test_update_with_what_is_not_a_program(net: purebpf.Collection, veth: VethPa
                                "purebpf.Program"):
                 att.update(*args, **kw)
         assert att.info().program_id == a.id
+
+
+def test_list_as_mode_or_direction_is_a_type_error() -> None:
+    from purebpf.link import attach_tc, attach_xdp
+
+    a = asm.assemble([asm.Mov(asm.R0, 2), asm.Exit()])
+    with purebpf.Program.load(a.spec("x", ProgramType.XDP, license="GPL")) as x, \
+            purebpf.Program.load(a.spec("c", ProgramType.SCHED_CLS, license="GPL")) as c:
+        with pytest.raises(TypeError, match="mode must be a str, not list"):
+            attach_xdp(x, "lo", mode=["native"])  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="direction must be a str, not list"):
+            attach_tc(c, "lo", ["ingress"])  # type: ignore[arg-type]
+
+
+def test_kprobe_list_with_bad_names_is_refused_before_the_kernel() -> None:
+    from purebpf.link import attach_kprobe
+
+    a = asm.assemble([asm.Mov(asm.R0, 0), asm.Exit()])
+    with purebpf.Program.load(a.spec("k", ProgramType.KPROBE, license="GPL")) as k:
+        with pytest.raises(TypeError, match="function names must be str, not int"):
+            attach_kprobe(k, ["vfs_read", 3])  # type: ignore[list-item]
+        with pytest.raises(InvalidArgumentError, match="empty or contains a NUL byte"):
+            attach_kprobe(k, ["vfs_read", "a\0b"])
+
+
+def test_collection_close_closes_everything_even_when_a_link_fails() -> None:
+    import pathlib
+
+    obj = pathlib.Path(__file__).resolve().parents[1] / "testdata" / "attach_net.o"
+    coll = purebpf.load(obj)
+
+    class Broken:
+        def close(self) -> None:
+            raise RuntimeError("boom")
+
+    coll._links = {"broken": Broken()}  # type: ignore[attr-defined]
+    with pytest.raises(RuntimeError, match="boom"):
+        coll.close()
+    assert all(p.closed for p in coll.programs.values())
+    assert all(m.closed for m in coll.maps.values())

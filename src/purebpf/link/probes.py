@@ -91,6 +91,14 @@ def _attach_kprobe_multi(program: Program, funcs: str | Sequence[str], *,
     label = funcs if isinstance(funcs, str) else f"{len(funcs)} functions"
     what = f"attach {'kretprobe' if retprobe else 'kprobe'}.multi {label}"
     check_program(program, what, (ProgramType.KPROBE,))
+    if not isinstance(funcs, str):
+        for s in funcs:
+            if not isinstance(s, str):
+                raise TypeError(f"{what}: function names must be str, not "
+                                f"{type(s).__name__}")
+            if not s or "\0" in s:
+                raise InvalidArgumentError(errno.EINVAL, f"{what}: function name {s!r} is "
+                                           "empty or contains a NUL byte")
     _pmu("kprobe", what, "CONFIG_KPROBES")
     syms = _expand(funcs, what) if isinstance(funcs, str) else list(funcs)
     if not syms:

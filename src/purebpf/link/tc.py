@@ -53,6 +53,8 @@ def attach_tc(prog: Program, iface: str | int, direction: str = "ingress", *,
                                         "which attach_tc does not add; SCHED_CLS programs "
                                         "return the verdict themselves (direct action)")
     check_program(prog, what, (ProgramType.SCHED_CLS,))
+    if not isinstance(direction, str):
+        raise TypeError(f"{what}: direction must be a str, not {type(direction).__name__}")
     if direction not in DIRECTIONS:
         raise ValueError(f"{what}: direction must be 'ingress' or 'egress', not {direction!r}")
     if mechanism not in MECHANISMS:

@@ -50,6 +50,8 @@ def attach_xdp(prog: Program, iface: str | int, mode: str = "auto", *, replace: 
     not XDP."""
     what = f"attach XDP program {getattr(prog, 'name', '?')!r} to {iface!r}"
     check_program(prog, what, (ProgramType.XDP,))
+    if not isinstance(mode, str):
+        raise TypeError(f"{what}: mode must be a str, not {type(mode).__name__}")
     if mode != "auto" and mode not in MODES:
         raise ValueError(f"{what}: mode must be 'auto', 'native', 'generic' or 'offload', "
                          f"not {mode!r}")
