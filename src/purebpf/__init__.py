@@ -17,6 +17,8 @@ from ._program import Program as Program
 from ._program import ProgramInfo as ProgramInfo
 from ._program import RunResult as RunResult
 from ._spec import CollectionSpec as CollectionSpec
+from ._spec import KconfigExtern as KconfigExtern
+from ._kconfig import resolve as resolve_kconfig
 from ._sys.ops import possible_cpus as possible_cpus
 from ._spec import MapSpec as MapSpec
 from ._spec import ProgramSpec as ProgramSpec
@@ -81,5 +83,5 @@ __all__ = [
     "Collection", "CollectionSpec", "Variable", "VariableSpec", "load", "possible_cpus",
     "BTFHandle", "BTFInfo", "asm", "MapMismatchError", "PinExistsError", "PinNotFoundError",
     "KeylessMap", "LinkType", "Link", "LinkInfo", "RingBuffer", "PerfEventArray", "Poller",
-    "link", "events",
+    "link", "events", "KconfigExtern", "resolve_kconfig",
 ]

@@ -341,12 +341,17 @@ class _Loader:
         for v in self.spec.variables.values():
             if v.map == name:
                 body[v.offset:v.offset + v.size] = v.value
+        externs = [e for e in self.spec.kconfig.values() if e.map == name]
+        if externs:  # the .kconfig map: this kernel's values (or the spec's overrides)
+            from ._kconfig import fill
+
+            fill(externs, body)
         spec = ms
         if features.has_mmapable_array():
             spec = ms.replace(flags=ms.flags | MapFlags.MMAPABLE)
         m = self._create(name, spec)
         m[0] = bytes(body)
-        if ms.flags & MapFlags.RDONLY_PROG:  # .rodata*: constants, frozen once written
+        if ms.flags & MapFlags.RDONLY_PROG:  # .rodata*, .kconfig: frozen once written
             m.freeze()
         return m
 

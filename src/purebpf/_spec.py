@@ -352,7 +352,10 @@ class CollectionSpec:
     """Maps, programs and global variables of one BPF object, before loading.
 
     Everything is editable: change map sizes, variables (``.rodata`` configuration), or drop
-    programs, then :meth:`purebpf.Collection.load` it.
+    programs, then :meth:`purebpf.Collection.load` it. ``kconfig`` holds the object's
+    ``extern ... __kconfig`` variables (:class:`KconfigExtern`): the loader fills them in
+    from the running kernel unless their ``value`` is set
+    (``spec.kconfig["CONFIG_HZ"].value = 1000``).
     """
 
     name: str
@@ -360,6 +363,7 @@ class CollectionSpec:
     programs: dict[str, ProgramSpec] = dataclasses.field(default_factory=dict)
     variables: dict[str, VariableSpec] = dataclasses.field(default_factory=dict)
     btf: Any = dataclasses.field(default=None, repr=False)
+    kconfig: dict[str, KconfigExtern] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def from_file(cls, path: Any) -> CollectionSpec:
@@ -367,3 +371,95 @@ class CollectionSpec:
         from .elf import read_collection
 
         return read_collection(path)
+
+
+# enum libbpf_tristate (bpf_helpers.h): what a tristate CONFIG_ extern holds.
+TRISTATE = {"n": 0, "y": 1, "m": 2}
+
+
+@dataclasses.dataclass
+class KconfigExtern:
+    """An ``extern ... __kconfig`` variable: the loader fills it in from the running kernel.
+
+    ``kind`` is ``"bool"``, ``"tristate"`` (``enum libbpf_tristate``: n=0, y=1, m=2),
+    ``"char"``, ``"int"`` (1, 2, 4 or 8 bytes, ``signed`` or not) or ``"char_array"``;
+    ``type`` is its C spelling. It lives ``size`` bytes at ``offset`` in the read-only
+    ``.kconfig`` data map ``map``. ``value`` None means "as this kernel says" at load
+    (LINUX_KERNEL_VERSION, LINUX_HAS_SYSCALL_WRAPPER, LINUX_HAS_BPF_COOKIE, CONFIG_* from
+    /boot/config-$(uname -r) or /proc/config.gz; an unknown ``weak`` one is 0); set it to
+    override: an int, a bool, a str for a char array, or a config-file spelling such as
+    ``"y"``, ``"m"``, ``"0x10"``.
+    """
+
+    name: str
+    type: str
+    kind: str
+    size: int
+    offset: int
+    weak: bool = False
+    signed: bool = False
+    value: Any = None
+    map: str = ""
+
+    def parse(self, text: str) -> Any:
+        """A config-file value (``y``/``m``/``n``, ``"quoted"``, decimal/hex/octal) as the
+        Python value this extern takes, by libbpf's rules (``m`` is no bool, a number no
+        tristate). Raises InvalidArgumentError naming the extern."""
+        what = f"set kconfig extern {self.name!r} ({self.type})"
+        if text in TRISTATE:
+            if self.kind == "tristate":
+                return TRISTATE[text]
+            if self.kind == "bool" and text != "m":
+                return text == "y"
+            if self.kind == "char":
+                return ord(text)
+            raise InvalidArgumentError(errno.EINVAL, f"{what}: value {text!r} implies a "
+                                       f"{'tristate or char' if self.kind == 'bool' else 'bool, tristate or char'}"
+                                       " type")
+        if text.startswith('"'):
+            if self.kind != "char_array" or len(text) < 2 or not text.endswith('"'):
+                raise InvalidArgumentError(errno.EINVAL, f"{what}: value {text} is a string; "
+                                           "it needs a char array extern, and closing quotes")
+            return text[1:-1]
+        try:
+            number = int(text, 0) if not re.fullmatch(r"0[0-7]+", text) else int(text, 8)
+        except ValueError:
+            raise InvalidArgumentError(errno.EINVAL, f"{what}: value {text!r} is not a valid "
+                                       "integer") from None
+        if self.kind not in ("int", "char", "bool"):
+            raise InvalidArgumentError(errno.EINVAL, f"{what}: value {text!r} implies an "
+                                       "integer type")
+        return number
+
+    def encode(self, value: Any) -> bytes:
+        """``value`` as the ``size`` bytes the program reads. Raises InvalidArgumentError
+        (a value the type cannot hold) or TypeError naming the extern."""
+        import sys
+
+        what = f"set kconfig extern {self.name!r} ({self.type})"
+        if isinstance(value, str) and self.kind != "char_array":
+            value = self.parse(value)
+        if self.kind == "char_array":
+            if isinstance(value, str):
+                value = value.encode()
+            if not isinstance(value, bytes | bytearray):
+                raise TypeError(f"{what}: expected a str, got {type(value).__name__}")
+            # Cut to fit with its NUL, as libbpf does with a long string.
+            return bytes(value[:self.size - 1]).ljust(self.size, b"\0")
+        if not isinstance(value, int):
+            raise TypeError(f"{what}: expected an int, got {type(value).__name__}")
+        if self.kind == "bool" and value not in (0, 1):
+            raise InvalidArgumentError(errno.EINVAL, f"{what}: {value} is not a boolean")
+        if self.kind == "tristate" and value not in TRISTATE.values():
+            raise InvalidArgumentError(errno.EINVAL, f"{what}: {value} is not a tristate",
+                                       hint="use 0 (n), 1 (y) or 2 (m), or 'n', 'y', 'm'")
+        bits = self.size * 8
+        # libbpf: a signed type takes -2^(bits-1)..2^(bits-1)-1, an unsigned one 0..2^bits-1;
+        # an 8-byte one takes any 64-bit pattern.
+        lo = -(1 << (bits - 1)) if self.signed or self.size == 8 else 0
+        hi = (1 << bits) - 1 if not self.signed or self.size == 8 else (1 << (bits - 1)) - 1
+        if not lo <= value <= hi:
+            raise InvalidArgumentError(errno.ERANGE, f"{what}: {value} does not fit in "
+                                       f"{self.size} bytes")
+        number = int(value) + (1 << bits if value < 0 else 0)
+        return number.to_bytes(self.size, sys.byteorder)

@@ -260,6 +260,16 @@ def has_kfunc(name: str) -> bool:
     return True
 
 
+@functools.cache
+def has_bpf_cookie() -> bool:
+    """The bpf_get_attach_cookie() helper (5.15+): a value given at attach time that the
+    program reads back (USDT and multi-attach programs use it). Probed as libbpf does, by
+    loading a TRACEPOINT program that calls it."""
+    from .asm import Call, Exit
+
+    return _loads([Call("get_attach_cookie"), Exit()], ProgramType.TRACEPOINT)
+
+
 # A BTF object for a map value that holds a bpf_spin_lock:
 #   [1] int (4 bytes, signed)
 #   [2] struct bpf_spin_lock { int val; }

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 import purebpf.btf.values as btf_values
-from purebpf import (BPFError, Collection, CollectionSpec, Map, MapSpec, Program, ProgramInfo,
-                     VariableSpec)
+from purebpf import (BPFError, Collection, CollectionSpec, KconfigExtern, Map, MapSpec,
+                     Program, ProgramInfo, VariableSpec, resolve_kconfig)
 from purebpf.btf import Datasec, Var
 
 from purebpf.types import flag_names
@@ -262,7 +262,21 @@ def inspect(spec: CollectionSpec) -> dict[str, Any]:
     variables = [{"name": name, "map": v.map, "offset": v.offset, "size": v.size,
                   "readonly": v.readonly, "value": _variable_value(spec, v)}
                  for name, v in spec.variables.items()]
-    return {"name": spec.name, "maps": maps, "programs": programs, "variables": variables}
+    return {"name": spec.name, "maps": maps, "programs": programs, "variables": variables,
+            "kconfig": [_kconfig_dict(e) for e in spec.kconfig.values()]}
+
+
+def _kconfig_dict(ext: KconfigExtern) -> dict[str, Any]:
+    """One .kconfig extern and the value it would get on this machine (None and the reason
+    when loading would fail on it)."""
+    d: dict[str, Any] = {"name": ext.name, "type": ext.type, "size": ext.size,
+                         "offset": ext.offset, "weak": ext.weak,
+                         "overridden": ext.value is not None}
+    try:
+        d["value"] = resolve_kconfig([ext])[ext.name]
+    except (BPFError, TypeError) as exc:
+        d["value"], d["error"] = None, str(exc)
+    return d
 
 
 def _short(d: dict[str, Any]) -> str:
@@ -299,6 +313,13 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         ro = "  (read-only)" if v["readonly"] else ""
         print(f"  {v['name']} = {show(v['value'])}  in {v['map']} at {v['offset']}, "
               f"{v['size']}B{ro}")
+    if d["kconfig"]:
+        print("kconfig externs (values on this machine):")
+    for k in d["kconfig"]:
+        weak = " __weak" if k["weak"] else ""
+        value = f"= {show(k['value'])}" if k.get("error") is None else \
+            f"unresolved: {k['error']}"
+        print(f"  {k['type']} {k['name']}{weak} at {k['offset']}, {k['size']}B {value}")
     return 0
 
 

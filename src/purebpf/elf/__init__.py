@@ -12,6 +12,7 @@ from .._spec import CollectionSpec, MapSpec, VariableSpec
 from ..btf.ext import parse_ext
 from ..errors import InvalidArgumentError, NotSupportedError
 from ..types import MapFlags, MapType
+from .kconfig import extern_sections, read_kconfig
 from .link import ExtInfo, Linker
 from .maps import data_map_name, read_maps
 from .reader import ElfObject, Section, read_elf
@@ -95,6 +96,14 @@ def _read(obj: ElfObject) -> CollectionSpec:
                                                    _initial(sec, body, sym.value, sym.size),
                                                    readonly, _var_type(spec, sym.name))
 
+    kconfig, kconfig_map = read_kconfig(obj, spec)
+    if kconfig_map is not None:
+        if kconfig_map.name in maps:
+            raise InvalidArgumentError(errno.EINVAL, f"read {obj.name}: map name "
+                                       f"{kconfig_map.name!r} is used twice")
+        maps[kconfig_map.name] = kconfig_map
+    externs = {n: (e.map, e.offset) for n, e in kconfig.items()}
+
     def resolve(tsec: Section, sym_name: str, sym_value: int, imm: int
                 ) -> tuple[str, str, int] | None:
         if maps_sec is not None and tsec.index == maps_sec.index:
@@ -106,11 +115,12 @@ def _read(obj: ElfObject) -> CollectionSpec:
         return None
 
     data = {data_maps[i]: obj.sections[i].data for i in data_maps}
-    programs = Linker(obj, resolve, _ext(obj, spec), data).programs()
+    programs = Linker(obj, resolve, _ext(obj, spec), data, externs,
+                      extern_sections(spec)).programs()
     if spec is not None:
         for p in programs.values():
             p.btf = spec
-    return CollectionSpec(obj.name, maps, programs, variables, spec)
+    return CollectionSpec(obj.name, maps, programs, variables, spec, kconfig)
 
 
 def _initial(sec: Section, body: bytes, offset: int, size: int) -> bytes:

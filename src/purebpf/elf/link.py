@@ -90,8 +90,12 @@ class Linker:
 
     def __init__(self, obj: ElfObject, resolve_map: MapResolver,
                  ext: dict[str, ExtInfo] | None = None,
-                 data: Mapping[str, bytes] | None = None) -> None:
+                 data: Mapping[str, bytes] | None = None,
+                 externs: Mapping[str, tuple[str, int]] | None = None,
+                 extern_sections: Mapping[str, str] | None = None) -> None:
         self.obj = obj
+        self.externs = externs or {}  # resolved extern variables: name -> (map, offset)
+        self.extern_sections = extern_sections or {}  # extern name -> its DATASEC
         self.data = data or {}
         self.resolve_map = resolve_map
         self.ext = ext or {}
@@ -148,10 +152,8 @@ class Linker:
             elif op == _LD_IMM64 and rel is not None:
                 sym = rel.symbol
                 if sym.section == 0:
-                    raise NotSupportedError(
-                        errno.EOPNOTSUPP, f"link {f.name!r}: instruction {local} refers to "
-                        f"extern {sym.name!r} (.kconfig/.ksyms), which purebpf does not resolve "
-                        "yet", feature="extern variables")
+                    sites.append(self._extern(f, local, sym.name, imm))
+                    continue
                 tsec = self.obj.sections[sym.section]
                 if tsec.executable:
                     sites.append(_Site(local, "func_addr", (sym.section, (sym.value + imm) // 8)))
@@ -166,6 +168,25 @@ class Linker:
                 kind, target_name, offset = res
                 sites.append(_Site(local, kind, target_name, offset))
         return sites
+
+    def _extern(self, f: _Func, local: int, name: str, imm: int) -> _Site:
+        """An ld_imm64 of an extern variable: a .kconfig one is an address in the .kconfig
+        map (the relocation's addend, in imm, added as for global data)."""
+        found = self.externs.get(name)
+        if found is not None:
+            return _Site(local, "map_value", found[0], found[1] + imm)
+        where = self.extern_sections.get(name)
+        if where == ".ksyms":
+            raise NotSupportedError(
+                errno.EOPNOTSUPP, f"link {f.name!r}: instruction {local} refers to kernel "
+                f"symbol {name!r} (extern __ksym), which purebpf does not resolve yet",
+                feature=".ksyms externs",
+                hint="only .kconfig externs (extern ... __kconfig) are resolved so far")
+        raise InvalidArgumentError(
+            errno.EINVAL, f"link {f.name!r}: instruction {local} refers to extern {name!r}, "
+            "which is defined nowhere in the object",
+            hint="declare it __kconfig (a kernel config value) or define it; purebpf links "
+            "one object and does not resolve other objects' symbols")
 
     # -- linking ----------------------------------------------------------------------------
     def programs(self) -> dict[str, ProgramSpec]:
