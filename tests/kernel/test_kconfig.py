@@ -25,9 +25,11 @@ def kernel_config() -> dict[str, str]:
     """The running kernel's config, read here independently of purebpf."""
     boot = f"/boot/config-{os.uname().release}"
     if os.path.exists(boot):
-        text = open(boot).read()
+        with open(boot) as f:
+            text = f.read()
     else:
-        text = gzip.open("/proc/config.gz", "rt").read()
+        with gzip.open("/proc/config.gz", "rt") as g:
+            text = g.read()
     return dict(line.split("=", 1) for line in text.splitlines()
                 if line.startswith("CONFIG_"))
 

@@ -151,3 +151,19 @@ def test_wrong_python_type_is_a_type_error() -> None:
         ext("int", 4).encode([1])
     with pytest.raises(TypeError, match="expected a str"):
         ext("char_array", 4).encode(5)
+
+
+def test_kfunc_call_is_refused_naming_it() -> None:
+    with pytest.raises(NotSupportedError) as e:
+        CollectionSpec.from_file(DATA / "kfunc.o")
+    assert "'bpf_rcu_read_lock'" in str(e.value) and "kfunc" in str(e.value)
+
+
+def test_extern_function_call_is_refused_naming_it() -> None:
+    # Not a kfunc (no __ksym), defined nowhere: named, not "instruction 0 of section ''".
+    with pytest.raises(InvalidArgumentError) as e:
+        CollectionSpec.from_file(DATA / "extern_call.o")
+    msg = str(e.value)
+    assert e.value.errno == errno.EINVAL
+    assert "extern function 'helper_elsewhere'" in msg and "call_extern" in msg
+    assert "section ''" not in msg

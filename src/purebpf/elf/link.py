@@ -139,6 +139,13 @@ class Linker:
             if op == _CALL and (src == _PSEUDO_KFUNC_CALL or
                                 rel is not None and rel.symbol.section == 0):
                 name = rel.symbol.name if rel is not None else "?"
+                if src != _PSEUDO_KFUNC_CALL and self.extern_sections.get(name) != ".ksyms":
+                    raise InvalidArgumentError(
+                        errno.EINVAL, f"link {f.name!r}: instruction {local} calls extern "
+                        f"function {name!r}, which is defined nowhere in the object",
+                        hint="define it (static or global) in this object, or declare it "
+                        "__ksym if it is a kernel function (kfunc); purebpf links one object "
+                        "and does not resolve other objects' symbols")
                 raise NotSupportedError(errno.EOPNOTSUPP, f"link {f.name!r}: calls kernel "
                                         f"function {name!r} (kfunc), which purebpf does not "
                                         "resolve yet", feature="kfunc calls")
