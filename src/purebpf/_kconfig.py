@@ -156,7 +156,8 @@ def resolve(externs: Iterable[KconfigExtern], *, strict: bool = True) -> dict[st
             value = ext.parse(text) if text is not None else None
         elif value is None and ext.name.startswith("LINUX_"):
             value = _virtual(ext.name)
-            where = "the LINUX_ values purebpf knows (LINUX_KERNEL_VERSION, " \
+            where = "uname -r (no X.Y.Z in it)" if ext.name == "LINUX_KERNEL_VERSION" else \
+                "the LINUX_ values purebpf knows (LINUX_KERNEL_VERSION, " \
                 "LINUX_HAS_SYSCALL_WRAPPER, LINUX_HAS_BPF_COOKIE)"
         elif value is None:
             where = "nowhere: only CONFIG_ and LINUX_ externs have values"

@@ -413,9 +413,9 @@ class KconfigExtern:
                 return text == "y"
             if self.kind == "char":
                 return ord(text)
+            wanted = "tristate or char" if self.kind == "bool" else "bool, tristate or char"
             raise InvalidArgumentError(errno.EINVAL, f"{what}: value {text!r} implies a "
-                                       f"{'tristate or char' if self.kind == 'bool' else 'bool, tristate or char'}"
-                                       " type")
+                                       f"{wanted} type")
         if text.startswith('"'):
             if self.kind != "char_array" or len(text) < 2 or not text.endswith('"'):
                 raise InvalidArgumentError(errno.EINVAL, f"{what}: value {text} is a string; "

@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import errno
 import gzip
+import json
 import os
 import pathlib
 import re
+import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -135,3 +139,57 @@ def test_obj_inspect_shows_the_values(capsys: pytest.CaptureFixture[str]) -> Non
     assert isinstance(missing, dict)
     (k,) = missing["kconfig"]
     assert k["value"] is None and "CONFIG_PUREBPF_MISSING" in k["error"]
+
+
+@pytest.mark.skipif(shutil.which("bpftool") is None, reason="bpftool (libbpf) not installed")
+def test_same_layout_and_values_as_libbpf() -> None:
+    """bpftool loads the object with libbpf: same map, same layout, same values, except
+    LINUX_HAS_SYSCALL_WRAPPER, which libbpf probes with a kprobe (see docs/design.md)."""
+    pin = f"/sys/fs/bpf/purebpf_kconfig_{os.getpid()}"
+    os.mkdir(pin)
+    try:
+        subprocess.run(["bpftool", "prog", "loadall", str(DATA / "kconfig.o"), pin],
+                       check=True, capture_output=True)
+        shown = json.loads(subprocess.run(
+            ["bpftool", "-j", "map", "show", "name", "kconfig.kconfig"], check=True,
+            capture_output=True, text=True).stdout)
+        dumped = json.loads(subprocess.run(
+            ["bpftool", "-j", "map", "dump", "name", "kconfig.kconfig"], check=True,
+            capture_output=True, text=True).stdout)
+    finally:
+        shutil.rmtree(pin, ignore_errors=True)
+    theirs = {k: v for d in dumped[0]["formatted"]["value"][".kconfig"] for k, v in d.items()} \
+        if "formatted" in dumped[0] else \
+        {k: v for d in dumped[0]["value"][".kconfig"] for k, v in d.items()}
+    with purebpf.load(DATA / "kconfig.o") as coll:
+        m = coll.maps["kconfig.kconfig"]
+        info = m.info()
+        assert (int(info.flags), info.value_size) == (shown["flags"], shown["bytes_value"])
+        assert info.btf_id  # the kernel took the rewritten .kconfig DATASEC
+        raw = bytes(purebpf.Map.__getitem__(m, 0))
+    spec = CollectionSpec.from_file(DATA / "kconfig.o")
+    tri = {0: "TRI_NO", 1: "TRI_YES", 2: "TRI_MODULE"}
+    ours: dict[str, object] = {}
+    for e in spec.kconfig.values():
+        b = raw[e.offset:e.offset + e.size]
+        if e.kind == "char_array":
+            ours[e.name] = b.split(b"\0", 1)[0].decode()
+        elif e.kind == "bool":
+            ours[e.name] = bool(b[0])
+        elif e.kind == "tristate":
+            ours[e.name] = tri[int.from_bytes(b, sys.byteorder)]
+        else:
+            ours[e.name] = int.from_bytes(b, sys.byteorder, signed=e.signed)
+    theirs.pop("LINUX_HAS_SYSCALL_WRAPPER")
+    assert ours.pop("LINUX_HAS_SYSCALL_WRAPPER") is True
+    if "Debian " in os.uname().version and theirs["LINUX_KERNEL_VERSION"] != \
+            ours["LINUX_KERNEL_VERSION"]:
+        # libbpf before 1.2 (bpftool 7.1 ships 1.1) lacks the Debian quirk: it reads
+        # 6.1.0 from uname -r where uname -v says "Debian 6.1.192-3".
+        release = re.match(r"(\d+)\.(\d+)\.(\d+)", os.uname().release)
+        assert release is not None
+        a, b, c = map(int, release.groups())
+        assert theirs.pop("LINUX_KERNEL_VERSION") == (a << 16) | (b << 8) | min(c, 255)
+        assert ours.pop("LINUX_KERNEL_VERSION") == expected_version()
+    assert ours == theirs
+    assert list(theirs) == [n for n in spec.kconfig if n in theirs]

@@ -167,3 +167,22 @@ def test_extern_function_call_is_refused_naming_it() -> None:
     assert e.value.errno == errno.EINVAL
     assert "extern function 'helper_elsewhere'" in msg and "call_extern" in msg
     assert "section ''" not in msg
+
+
+def test_unknown_virtual_externs() -> None:
+    from purebpf import resolve_kconfig
+
+    def k(name: str, weak: bool) -> KconfigExtern:
+        return KconfigExtern(name, "int", "int", 4, 0, weak=weak)
+
+    # An unknown LINUX_ extern is 0 when __weak (as with libbpf), an error otherwise; a
+    # name that is neither CONFIG_ nor LINUX_ has no value at all, weak or not.
+    assert resolve_kconfig([k("LINUX_NOT_KNOWN", True)]) == {"LINUX_NOT_KNOWN": 0}
+    for name, weak in [("LINUX_NOT_KNOWN", False), ("MY_SETTING", True)]:
+        with pytest.raises(InvalidArgumentError) as e:
+            resolve_kconfig([k(name, weak)])
+        assert e.value.errno == errno.ESRCH and f"'{name}'" in str(e.value)
+    assert resolve_kconfig([k("MY_SETTING", False)], strict=False) == {"MY_SETTING": None}
+    overridden = k("MY_SETTING", False)
+    overridden.value = 7
+    assert resolve_kconfig([overridden]) == {"MY_SETTING": 7}
