@@ -6,7 +6,7 @@ import argparse
 import errno
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from purebpf import BPFError, Map, MapType, Program, ProgramType
@@ -139,19 +139,26 @@ def emit(args: argparse.Namespace, d: Any, lines: Callable[[Any], list[str]]) ->
         print("\n".join(lines(d)))
 
 
+def each_open(ids: Iterable[int], opener: Callable[[int], Any]) -> Iterator[Any]:
+    """Every object of ``ids`` opened with ``opener``, skipping those freed between the
+    listing and the opening (ENOENT); the caller closes each (``with``)."""
+    for obj_id in ids:
+        try:
+            obj = opener(obj_id)
+        except BPFError as exc:
+            if exc.errno == errno.ENOENT:
+                continue
+            raise
+        yield obj
+
+
 def _by_name(what: str, name: str, ids: Callable[[], Iterator[int]],
              opener: Callable[[int], Any]) -> Any:
     """The one live object whose kernel name is ``name`` (names are cut at 15 bytes)."""
     want = name[:15]
     found: list[Any] = []
     try:
-        for obj_id in ids():
-            try:
-                obj = opener(obj_id)
-            except BPFError as exc:
-                if exc.errno == errno.ENOENT:
-                    continue  # freed between listing and opening
-                raise
+        for obj in each_open(ids(), opener):
             if obj.name == want:
                 found.append(obj)
             else:
@@ -179,6 +186,6 @@ def btf_spec_of(m: Map) -> Any:
         return None
 
 
-__all__ = ["CLIError", "as_bytes", "btf_spec_of", "emit", "emit_json", "hex_list",
+__all__ = ["CLIError", "as_bytes", "btf_spec_of", "each_open", "emit", "emit_json", "hex_list",
            "open_map", "open_program", "parse_data", "parse_int", "show", "type_name",
            "wants_json"]

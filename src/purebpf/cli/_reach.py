@@ -8,38 +8,36 @@ ioctl, ``BPF_PROG_ATTACH`` on a cgroup) are not seen here and show as not attach
 
 from __future__ import annotations
 
-import errno
 from typing import Any
 
 from purebpf import BPFError, Program
 from purebpf.link import Link, net_show
 
+from ._common import each_open
+
 
 def _attachments() -> dict[int, list[str]]:
-    """prog id -> how it is attached ("xdp link 7 on ifindex 2", "tc ingress on eth0")."""
+    """prog id -> how it is attached ("xdp link 7 (ifindex 2 ...)", "xdp generic on eth0",
+    "tc ingress filter on eth0")."""
     out: dict[int, list[str]] = {}
-    for link_id in Link.ids():
-        try:
-            with Link.from_id(link_id) as link:
-                info = link.info()
-        except BPFError as exc:
-            if exc.errno == errno.ENOENT:
-                continue
-            raise
+    linked: set[tuple[int, int]] = set()  # (prog id, ifindex) held by an XDP link
+    for link in each_open(Link.ids(), Link.from_id):
+        with link:
+            info = link.info()
         tname = getattr(info.type, "name", str(info.type)).lower()
         where = "  ".join(f"{k} {v}" for k, v in info.target.items())
         out.setdefault(info.program_id, []).append(
             f"{tname} link {info.id}" + (f" ({where})" if where else ""))
+        if tname == "xdp":
+            linked.add((info.program_id, int(info.target.get("ifindex", 0))))
     try:
         ifaces = net_show(only_attached=True)
     except BPFError:
         ifaces = []
     for rec in ifaces:
         for x in rec.xdp:
-            desc = f"xdp {x.mode} on {rec.ifname}"
-            if not any(d.startswith("xdp link") and f"ifindex {rec.ifindex}" in d
-                       for d in out.get(x.prog_id, [])):
-                out.setdefault(x.prog_id, []).append(desc)
+            if (x.prog_id, rec.ifindex) not in linked:
+                out.setdefault(x.prog_id, []).append(f"xdp {x.mode} on {rec.ifname}")
         for direction, hooks in (("ingress", rec.tc_ingress), ("egress", rec.tc_egress)):
             for h in hooks:
                 if h.mechanism != "tcx":  # tcx programs are listed by their links
@@ -52,14 +50,10 @@ def users(map_ids: set[int]) -> list[dict[str, Any]]:
     """The programs whose map ids include any of ``map_ids``, each with where it is
     attached (an empty list: loaded but not attached, as far as can be seen)."""
     found = []
-    for prog_id in Program.ids():
-        try:
-            with Program.from_id(prog_id) as p:
-                info = p.info()
-        except BPFError as exc:
-            if exc.errno == errno.ENOENT:
-                continue
-            raise
+    for p in each_open(Program.ids(), Program.from_id):
+        with p:
+            info = p.info()
+        prog_id = p.id
         used = map_ids & set(info.map_ids)
         if used:
             found.append({"id": prog_id, "name": info.name, "map_ids": sorted(used)})

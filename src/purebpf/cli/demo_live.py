@@ -133,6 +133,7 @@ class _Records:
 
     def __init__(self, rb: RingBuffer) -> None:
         self.rb = rb
+        rb.callback = self.callback
         self.seen: list[tuple[int, int, int]] = []
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name="ringbuf")
@@ -163,14 +164,11 @@ def _live(coll: purebpf.Collection, host: str, peer: str, ns: str, n_packets: in
     fill_tables(services)
     prog = coll.programs["balance"]
     n_packets = n_packets or 600
-    records: _Records | None = None
     with attach_xdp(prog, host) as link:
         info = link.info()
         print(f"attached {prog.name!r} to {host} (ifindex {info.target.get('ifindex')}) "
               f"with XDP via {info.mechanism}, link id {info.id}")
-        rb = RingBuffer(coll.maps["events"], callback=lambda d: records.callback(d)
-                        if records else None)
-        with rb:
+        with RingBuffer(coll.maps["events"]) as rb:
             records = _Records(rb)
             try:
                 return _traffic(services, records, ns, peer, n_packets, seed)

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import errno
 from typing import TYPE_CHECKING, Any
 
-from purebpf import BPFError
-
-from ._common import CLIError, emit, emit_json, parse_int, wants_json
+from ._common import CLIError, each_open, emit, emit_json, parse_int, wants_json
 
 if TYPE_CHECKING:
     from purebpf.link import Link
@@ -47,13 +44,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     from purebpf.link import Link
 
     out = []
-    for link_id in Link.ids():
-        try:
-            link = Link.from_id(link_id)
-        except BPFError as exc:
-            if exc.errno == errno.ENOENT:
-                continue  # released between listing and opening
-            raise
+    for link in each_open(Link.ids(), Link.from_id):
         with link:
             out.append(summary(link))
     if wants_json(args):

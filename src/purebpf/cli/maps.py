@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import errno
 import os
 from typing import Any
 
 from purebpf import BPFError, Map, MapFlags, MapOfMaps, MapSpec, MapType, UpdateFlags
 
-from ._common import (CLIError, emit, emit_json, open_map, parse_data, parse_int, type_name,
-                      wants_json)
+from ._common import (CLIError, each_open, emit, emit_json, open_map, parse_data, parse_int,
+                      type_name, wants_json)
 from ._mapview import (Decoder, elements, record_line, sorted_pairs, summary, summary_lines,
                        tree_lines, tree_node)
 
@@ -19,18 +18,12 @@ from ._mapview import (Decoder, elements, record_line, sorted_pairs, summary, su
 # -- list, show, tree, dump -----------------------------------------------------------------
 def cmd_list(args: argparse.Namespace) -> int:
     out = []
-    for map_id in Map.ids():
-        try:
-            m = Map.from_id(map_id)
-        except BPFError as exc:
-            if exc.errno == errno.ENOENT:
-                continue  # freed between listing and opening
-            raise
+    for m in each_open(Map.ids(), Map.from_id):
         with m:
             try:
                 out.append(summary(m))
             except BPFError as exc:  # one odd map must not hide the others
-                out.append({"id": map_id, "type": type_name(m.type), "name": m.name,
+                out.append({"id": m.id, "type": type_name(m.type), "name": m.name,
                             "error": str(exc)})
     if wants_json(args):
         emit_json(args, out)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import errno
 import os
 import sys
 import time
@@ -19,7 +18,7 @@ from purebpf.btf import Datasec, Var
 
 from purebpf.types import flag_names
 
-from ._common import (CLIError, emit, emit_json, open_program, show, type_name,
+from ._common import (CLIError, each_open, emit, emit_json, open_program, show, type_name,
                       wants_json)
 
 
@@ -75,13 +74,7 @@ def summary_lines(d: dict[str, Any]) -> list[str]:
 
 def cmd_list(args: argparse.Namespace) -> int:
     out = []
-    for prog_id in Program.ids():
-        try:
-            p = Program.from_id(prog_id)
-        except BPFError as exc:
-            if exc.errno == errno.ENOENT:
-                continue  # unloaded between listing and opening
-            raise
+    for p in each_open(Program.ids(), Program.from_id):
         with p:
             out.append(summary(p))
     if wants_json(args):

@@ -116,14 +116,6 @@ class AttachedProgram:
     link_id: int = 0
 
 
-def program_name(prog_id: int) -> str:
-    try:
-        with Program.from_id(prog_id) as p:
-            return str(p.name)
-    except BPFError:
-        return ""  # gone meanwhile, or not ours to open
-
-
 def links_by_target(link_type: LinkType) -> dict[tuple[int, int, int], int]:
     """(target, attach type, program id) -> link id, for every link of ``link_type``: the
     target is the cgroup id, netns inode or map id the link's info names."""
@@ -151,6 +143,30 @@ def links_by_target(link_type: LinkType) -> dict[tuple[int, int, int], int]:
 
 def _names(types: Iterable[Any]) -> str:
     return ", ".join(getattr(t, "name", str(t)) for t in types)
+
+
+def infer_attach_type(program: Program, hooks: tuple[A, ...], what: str, family: str,
+                      default: A | None = None) -> A:
+    """The hook ``program`` was loaded for (see :func:`expected_type`), else ``default``,
+    else an error naming the ``family`` ("cgroup", "sockmap") and the hooks to pick from."""
+    at = expected_type(program, hooks)
+    if at is None:
+        at = default
+    if at is None:
+        tname = getattr(program.type, "name", program.type)
+        section = program.spec.section if program.spec is not None else ""
+        said = f" (section {section!r} does not say which)" if section else ""
+        raise InvalidArgumentError(errno.EINVAL, f"{what}: cannot tell which {family} hook "
+                                   f"the {tname} program is for{said}; pass attach_type=, "
+                                   f"one of {_names(hooks)}")
+    return at
+
+
+def refused_at(exc: BPFError, program: Program, at: A, what: str, when: str) -> BPFError:
+    """The kernel's EINVAL for a program loaded for another hook, explained."""
+    return error_for(exc.errno, f"{what}: the kernel refuses a "
+                     f"{getattr(program.type, 'name', program.type)} program at {at.name}",
+                     hint=f"its expected attach type (set at load{when}) must be {at.name}")
 
 
 def expected_type(program: Program, hooks: tuple[A, ...]) -> A | None:

@@ -21,6 +21,7 @@ from .._introspect import check_kind, fdinfo
 from .._object import KernelObject, iter_ids, open_pinned
 from .._sys import links as L
 from .._sys import progs
+from .._sys.syscall import close_fd
 from ..errors import BPFError, ClosedError, InvalidArgumentError, NotSupportedError, error_for
 from ..types import AttachType, LinkType
 
@@ -341,6 +342,32 @@ class Link(KernelObject, BaseLink):
             return f"<Link {_type_name(self._info.type)} closed>"
         return f"<Link {_type_name(self._info.type)} id={self._info.id} " \
                f"prog_id={self._info.program_id} fd={self._fd}>"
+
+
+def program_name(prog_id: int) -> str:
+    """The kernel name of program ``prog_id`` ('' if it is gone or cannot be opened)."""
+    try:
+        fd = progs.fd_by_id("prog", prog_id)
+    except BPFError:
+        return ""
+    try:
+        info, _ = progs.prog_info(fd, map_ids=False)
+        return bytes(info.name).split(b"\0", 1)[0].decode(errors="replace")
+    except BPFError:
+        return ""
+    finally:
+        close_fd(fd)
+
+
+def dup_fd(fd: int, what: str) -> int:
+    """A duplicate of a caller's fd naming a hook target (a cgroup, a netns), with our
+    errors for one that is not open."""
+    try:
+        return os.dup(fd)
+    except OSError as exc:
+        raise error_for(exc.errno, f"{what}: fd {fd} is not open") from None
+    except OverflowError:  # past a C int: no such fd
+        raise error_for(errno.EBADF, f"{what}: fd {fd} is not open") from None
 
 
 def _defunct(info: LinkInfo) -> bool:

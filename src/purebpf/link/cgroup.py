@@ -23,11 +23,9 @@ from ..errors import BPFError, ClosedError, InvalidArgumentError, NotSupportedEr
 from ..types import AttachType as A
 from ..types import LinkType
 from ..types import ProgramType as P
-from ._hooks import (AttachedProgram, check_mechanism, detach_by_id,
-                     expected_type, has_link, links_by_target, parse_attach_type,
-                     program_name, use_link)
-from ._hooks import _names
-from ._link import Attachment, Link, LinkInfo, check_program
+from ._hooks import (AttachedProgram, _names, check_mechanism, detach_by_id, expected_type,
+                     has_link, infer_attach_type, links_by_target, parse_attach_type, use_link)
+from ._link import Attachment, Link, LinkInfo, check_program, dup_fd, program_name
 
 CGROUP_HOOKS: dict[P, tuple[A, ...]] = {
     P.CGROUP_SKB: (A.CGROUP_INET_INGRESS, A.CGROUP_INET_EGRESS),
@@ -92,12 +90,7 @@ def open_cgroup(cgroup: Any, what: str) -> tuple[int, str | None]:
     """A new fd for ``cgroup`` (a path, absolute or relative to the cgroup2 mount, or an
     open fd, which is duplicated) and the path it was opened by (None for an fd)."""
     if isinstance(cgroup, int) and not isinstance(cgroup, bool):
-        try:
-            return os.dup(cgroup), None
-        except OSError as exc:
-            raise error_for(exc.errno, f"{what}: fd {cgroup} is not open") from None
-        except OverflowError:  # past a C int: no such fd
-            raise error_for(errno.EBADF, f"{what}: fd {cgroup} is not open") from None
+        return dup_fd(cgroup, what), None
     if not isinstance(cgroup, str | os.PathLike):
         raise TypeError(f"{what}: the cgroup must be a path or an fd, not "
                         f"{type(cgroup).__name__}")
@@ -135,16 +128,9 @@ def resolve_cgroup_type(program: Program, attach_type: Any, what: str) -> A:
     hooks = CGROUP_HOOKS[P(program.type)]
     tname = getattr(program.type, "name", program.type)
     if attach_type is None:
-        at = expected_type(program, hooks)
-        if at is None and program.type == P.CGROUP_SOCK:
-            at = A.CGROUP_INET_SOCK_CREATE  # the kernel's default for these at load
-        if at is None:
-            section = program.spec.section if program.spec is not None else ""
-            said = f" (section {section!r} does not say which)" if section else ""
-            raise InvalidArgumentError(errno.EINVAL, f"{what}: cannot tell which cgroup hook "
-                                       f"the {tname} program is for{said}; pass attach_type=, "
-                                       f"one of {_names(hooks)}")
-        return at
+        # CGROUP_SOCK programs loaded without one default to socket creation in the kernel
+        default = A.CGROUP_INET_SOCK_CREATE if program.type == P.CGROUP_SOCK else None
+        return infer_attach_type(program, hooks, what, "cgroup", default)
     at = parse_attach_type(attach_type, what, _ALL_HOOKS, CGROUP_ALIASES)
     if at not in hooks:
         takers = [t.name for t, h in CGROUP_HOOKS.items() if at in h]

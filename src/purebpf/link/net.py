@@ -14,10 +14,9 @@ from typing import Any
 
 from .._sys import links as L
 from .._sys import netlink as nl
-from .._sys import progs
-from .._sys.syscall import close_fd
 from ..errors import BPFError, error_for
 from ..types import AttachType
+from ._link import program_name
 
 DIRECTIONS = {"ingress": (AttachType.TCX_INGRESS, nl.PARENT_INGRESS),
               "egress": (AttachType.TCX_EGRESS, nl.PARENT_EGRESS)}
@@ -55,19 +54,6 @@ def has_tcx() -> bool:
             return True
         raise
     return True
-
-
-def prog_name(prog_id: int) -> str:
-    """The kernel name of program ``prog_id`` ('' if it is gone)."""
-    try:
-        fd = progs.fd_by_id("prog", prog_id)
-    except BPFError:
-        return ""
-    try:
-        info, _ = progs.prog_info(fd, map_ids=False)
-        return bytes(info.name).split(b"\0", 1)[0].decode(errors="replace")
-    finally:
-        close_fd(fd)
 
 
 @dataclass
@@ -138,11 +124,11 @@ def tc_hooks(index: int, direction: str) -> list[TcHook]:
             if exc.errno != errno.ENODEV:
                 raise
         else:
-            out += [TcHook(p, prog_name(p), "tcx", link_id=lk)
+            out += [TcHook(p, program_name(p), "tcx", link_id=lk)
                     for p, lk in zip(q.prog_ids, q.link_ids)]
     for f in nl.filters(index, parent):
         if f.kind == "bpf":
-            out.append(TcHook(f.prog_id, f.name or prog_name(f.prog_id), "tc_filter",
+            out.append(TcHook(f.prog_id, f.name or program_name(f.prog_id), "tc_filter",
                               priority=f.priority, handle=f.handle,
                               direct_action=f.direct_action))
     return out
@@ -161,7 +147,7 @@ def net_show(iface: str | int | None = None, *, only_attached: bool = False
     out = []
     for i in ifaces:
         rec = InterfaceHooks(i.name, i.index,
-                             [XdpHook(pid, prog_name(pid), mode)
+                             [XdpHook(pid, program_name(pid), mode)
                               for mode, pid in i.xdp.by_mode().items()],
                              tc_hooks(i.index, "ingress"), tc_hooks(i.index, "egress"))
         if not (only_attached and rec.empty):

@@ -23,9 +23,9 @@ from ..errors import BPFError, ClosedError, InvalidArgumentError, NotSupportedEr
 from ..types import AttachType as A
 from ..types import LinkType
 from ..types import ProgramType as P
-from ._link import Attachment, Link, LinkInfo, check_program
+from ._link import Attachment, Link, LinkInfo, check_program, dup_fd, program_name
 from ._hooks import (AttachedProgram, check_mechanism, detach_by_id, has_link, links_by_target,
-                     program_name, use_link)
+                     refused_at, use_link)
 
 NETNS_HOOKS = {P.SK_LOOKUP: A.SK_LOOKUP, P.FLOW_DISSECTOR: A.FLOW_DISSECTOR}
 _OWN_NETNS = "/proc/thread-self/ns/net"
@@ -45,12 +45,7 @@ def open_netns(netns: Any, what: str) -> tuple[int, str | None]:
     such as /proc/PID/ns/net or /var/run/netns/NAME; an open fd, duplicated) and the
     path it was opened by (None for an fd or the thread's own)."""
     if isinstance(netns, int) and not isinstance(netns, bool):
-        try:
-            fd, path = os.dup(netns), None
-        except OSError as exc:
-            raise error_for(exc.errno, f"{what}: fd {netns} is not open") from None
-        except OverflowError:  # past a C int: no such fd
-            raise error_for(errno.EBADF, f"{what}: fd {netns} is not open") from None
+        fd, path = dup_fd(netns, what), None
     else:
         if netns is None:
             netns = _OWN_NETNS
@@ -103,10 +98,7 @@ def _attach_error(exc: BPFError, program: Program, at: A, what: str) -> BPFError
                         hint="one flow dissector runs per namespace, and one attached in "
                          "the root namespace excludes all others; detach it first")
     if exc.errno == errno.EINVAL:
-        return error_for(exc.errno, f"{what}: the kernel refuses a "
-                         f"{getattr(program.type, 'name', program.type)} program at "
-                         f"{at.name}", hint="its expected attach type (set at load) must "
-                         f"be {at.name}")
+        return refused_at(exc, program, at, what, "")
     return error_for(exc.errno, f"{what}: {exc.strerror}")
 
 

@@ -22,9 +22,10 @@ from ..errors import BPFError, ClosedError, InvalidArgumentError, NotSupportedEr
 from ..types import AttachType as A
 from ..types import LinkType, MapType
 from ..types import ProgramType as P
-from ._link import Attachment, Link, LinkInfo, check_program
-from ._hooks import (AttachedProgram, check_mechanism, detach_by_id, expected_type, has_link,
-                     links_by_target, parse_attach_type, program_name, use_link)
+from ._link import Attachment, Link, LinkInfo, check_program, program_name
+from ._hooks import (AttachedProgram, _names, check_mechanism, detach_by_id, has_link,
+                     infer_attach_type, links_by_target, parse_attach_type, refused_at,
+                     use_link)
 
 SOCKMAP_HOOKS: dict[P, tuple[A, ...]] = {
     P.SK_MSG: (A.SK_MSG_VERDICT,),
@@ -51,23 +52,12 @@ def _resolve(program: Program, attach_type: Any, what: str) -> A:
     hooks = SOCKMAP_HOOKS[P(program.type)]
     tname = getattr(program.type, "name", program.type)
     if attach_type is None:
-        at = expected_type(program, hooks)
-        if at is None:
-            section = program.spec.section if program.spec is not None else ""
-            said = f" (section {section!r} does not say which)" if section else ""
-            raise InvalidArgumentError(errno.EINVAL, f"{what}: cannot tell which sockmap "
-                                       f"hook the {tname} program is for{said}; pass "
-                                       f"attach_type=, one of {_names(hooks)}")
-        return at
+        return infer_attach_type(program, hooks, what, "sockmap")
     at = parse_attach_type(attach_type, what, _ALL, _ALIASES)
     if at not in hooks:
         raise InvalidArgumentError(errno.EINVAL, f"{what}: a {tname} program cannot run at "
                                    f"{at.name}; it runs at {_names(hooks)}")
     return at
-
-
-def _names(types: tuple[A, ...]) -> str:
-    return ", ".join(t.name for t in types)
 
 
 def _attach_error(exc: BPFError, program: Program, at: A, what: str) -> BPFError:
@@ -76,10 +66,7 @@ def _attach_error(exc: BPFError, program: Program, at: A, what: str) -> BPFError
                          hint="a map takes one program per attach type (and not a "
                          "SK_SKB_VERDICT beside a SK_SKB_STREAM_VERDICT); detach it first")
     if exc.errno == errno.EINVAL:
-        return error_for(exc.errno, f"{what}: the kernel refuses a "
-                         f"{getattr(program.type, 'name', program.type)} program at "
-                         f"{at.name}", hint="its expected attach type (set at load, from "
-                         f"its section) must be {at.name}")
+        return refused_at(exc, program, at, what, ", from its section")
     return error_for(exc.errno, f"{what}: {exc.strerror}")
 
 

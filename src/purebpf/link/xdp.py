@@ -18,8 +18,8 @@ from .._sys import progs
 from .._sys.syscall import close_fd
 from ..errors import BPFError, NotSupportedError, error_for
 from ..types import AttachType, LinkType, ProgramType
-from ._link import Attachment, Link, LinkInfo, check_program
-from .net import prog_name, resolve_iface
+from ._link import Attachment, Link, LinkInfo, check_program, program_name
+from .net import resolve_iface
 
 if TYPE_CHECKING:
     from .._program import Program
@@ -131,7 +131,7 @@ def _holders(index: int) -> str:
         by_mode = nl.interface(index).xdp.by_mode()
     except BPFError:
         return ""
-    return ", ".join(f"XDP program id {pid} ({prog_name(pid)!r}) in {m} mode"
+    return ", ".join(f"XDP program id {pid} ({program_name(pid)!r}) in {m} mode"
                      for m, pid in by_mode.items())
 
 
