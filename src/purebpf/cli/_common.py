@@ -152,6 +152,16 @@ def each_open(ids: Iterable[int], opener: Callable[[int], Any]) -> Iterator[Any]
         yield obj
 
 
+def emit_all(args: argparse.Namespace, records: list[Any],
+             lines: Callable[[Any], list[str]]) -> None:
+    """A ``list`` command's output: a JSON array with --json, else each record's lines."""
+    if wants_json(args):
+        emit_json(args, records)
+    else:
+        for d in records:
+            print("\n".join(lines(d)))
+
+
 def _by_name(what: str, name: str, ids: Callable[[], Iterator[int]],
              opener: Callable[[int], Any]) -> Any:
     """The one live object whose kernel name is ``name`` (names are cut at 15 bytes)."""
@@ -186,6 +196,8 @@ def btf_spec_of(m: Map) -> Any:
         return None
 
 
-__all__ = ["CLIError", "as_bytes", "btf_spec_of", "each_open", "emit", "emit_json", "hex_list",
-           "open_map", "open_program", "parse_data", "parse_int", "show", "type_name",
-           "wants_json"]
+__all__ = [
+    "CLIError", "as_bytes", "btf_spec_of", "each_open", "emit", "emit_all", "emit_json",
+    "hex_list", "open_map", "open_program", "parse_data", "parse_int", "show", "type_name",
+    "wants_json"
+]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from ._common import CLIError, each_open, emit, emit_json, parse_int, wants_json
+from ._common import CLIError, each_open, emit, emit_all, parse_int, wants_json
 
 if TYPE_CHECKING:
     from purebpf.link import Link
@@ -47,11 +47,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     for link in each_open(Link.ids(), Link.from_id):
         with link:
             out.append(summary(link))
-    if wants_json(args):
-        emit_json(args, out)
-    else:
-        for d in out:
-            print("\n".join(summary_lines(d)))
+    emit_all(args, out, summary_lines)
     return 0
 
 

@@ -18,8 +18,8 @@ from purebpf.btf import Datasec, Var
 
 from purebpf.types import flag_names
 
-from ._common import (CLIError, each_open, emit, emit_json, open_program, show, type_name,
-                      wants_json)
+from ._common import (CLIError, each_open, emit, emit_all, emit_json, open_program, show,
+                      type_name, wants_json)
 
 
 
@@ -77,11 +77,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     for p in each_open(Program.ids(), Program.from_id):
         with p:
             out.append(summary(p))
-    if wants_json(args):
-        emit_json(args, out)
-    else:
-        for d in out:
-            print("\n".join(summary_lines(d)))
+    emit_all(args, out, summary_lines)
     return 0
 
 

@@ -512,6 +512,15 @@ class Attachment(BaseLink):
     persistent = True
     """Whether the attachment outlives this process when disconnected."""
 
+    def _check_expected(self, expected: Program | None, what: str) -> None:
+        """For ``_replace``: refuse (EPERM) when ``expected`` is not the program this
+        attachment runs, by its own record (for mechanisms the kernel cannot check)."""
+        if expected is not None and expected.id != self._info.program_id:
+            raise error_for(errno.EPERM, f"{what}: the attachment runs program id "
+                            f"{self._info.program_id}, not the expected {expected.name!r} "
+                            f"(id {expected.id})",
+                            hint="expected= names the program the attachment runs now")
+
     def _replace(self, program: Program, expected: Program | None) -> Callable[[], None]:
         raise NotSupportedError(errno.EOPNOTSUPP, f"update {self._desc}: not possible for "
                                 f"{self.mechanism} attachments; detach and attach again",

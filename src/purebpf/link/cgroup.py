@@ -295,11 +295,7 @@ class CgroupAttachment(Attachment):
         what = f"update {self._desc}"
         at = A(int(self._info.attach_type or 0))
         check_program(program, what, CGROUP_HOOKS)
-        if expected is not None and expected.id != self._info.program_id:
-            raise error_for(errno.EPERM, f"{what}: the attachment runs program id "
-                            f"{self._info.program_id}, not the expected {expected.name!r} "
-                            f"(id {expected.id})",
-                            hint="expected= names the program the attachment runs now")
+        self._check_expected(expected, what)
         old = progs.fd_by_id("prog", self._info.program_id)
         try:
             L.prog_attach(self._cg.fd, program.fd, at, L.BPF_F_ALLOW_MULTI | L.BPF_F_REPLACE,

@@ -184,11 +184,7 @@ class NetnsAttachment(Attachment):
     def _replace(self, program: Program, expected: Program | None) -> Callable[[], None]:
         what = f"update {self._desc}"
         check_program(program, what, (P.FLOW_DISSECTOR,))
-        if expected is not None and expected.id != self._info.program_id:
-            raise error_for(errno.EPERM, f"{what}: the attachment runs program id "
-                            f"{self._info.program_id}, not the expected {expected.name!r} "
-                            f"(id {expected.id})",
-                            hint="expected= names the program the attachment runs now")
+        self._check_expected(expected, what)
         ino = self._info.target["netns_ino"]
         if os.stat(_OWN_NETNS).st_ino != ino:
             raise error_for(errno.EINVAL, f"{what}: this thread is now in another network "

@@ -154,11 +154,7 @@ class SockmapAttachment(Attachment):
         what = f"update {self._desc}"
         at = A(int(self._info.attach_type or 0))
         check_program(program, what, SOCKMAP_HOOKS)
-        if expected is not None and expected.id != self._info.program_id:
-            raise error_for(errno.EPERM, f"{what}: the attachment runs program id "
-                            f"{self._info.program_id}, not the expected {expected.name!r} "
-                            f"(id {expected.id})",
-                            hint="expected= names the program the attachment runs now")
+        self._check_expected(expected, what)
         map_id = self._info.target["map_id"]
         try:
             map_fd = ops.map_fd_by_id(map_id)
